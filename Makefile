@@ -1,0 +1,82 @@
+# ipcased — build, test, demo, install.  Plain make; see README.md.
+
+PREFIX	?= /usr/local
+DESTDIR	?=
+SBINDIR	 = $(PREFIX)/sbin
+BINDIR	 = $(PREFIX)/bin
+MANDIR	 = $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR	?= /lib/systemd/system
+
+CC	?= cc
+PKGS	 = libconfig libcurl sqlite3 libsystemd libpcre2-8 gnutls gmime-3.0 json-c libxml-2.0
+CFLAGS	?= -O2 -g
+CFLAGS	+= -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+	   -Wstrict-prototypes -Wmissing-prototypes -Wno-deprecated-declarations \
+	   $(shell pkg-config --cflags $(PKGS))
+# Not `pkg-config --libs libetpan`: its -specs switches PIE off.
+LDLIBS	+= -letpan $(shell pkg-config --libs $(PKGS)) -lm
+
+ifeq ($(SANITIZE),1)
+CFLAGS	+= -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS	+= -fsanitize=address,undefined
+endif
+
+PROGS	 = daemon/ipcased daemon/ipcase
+MAINS	 = daemon/ipcased.o daemon/ipcase.o
+SRCS	 = $(filter-out daemon/ipcased.c daemon/ipcase.c, $(wildcard daemon/*.c))
+OBJS	 = $(SRCS:.c=.o)
+LIB	 = daemon/libipcased.a
+
+TESTS	 = $(patsubst %.c,%,$(wildcard tests/test_*.c))
+
+all: $(PROGS)
+
+$(LIB): $(OBJS)
+	rm -f $@
+	$(AR) rcs $@ $(OBJS)
+
+daemon/%.o: daemon/%.c $(wildcard daemon/*.h)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+daemon/ipcased: daemon/ipcased.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+daemon/ipcase: daemon/ipcase.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+tests/test_%: tests/test_%.c $(LIB) $(wildcard daemon/*.h)
+	$(CC) $(CFLAGS) -Idaemon $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+
+deps:
+	@sh tests/deps.sh
+
+check: deps all $(TESTS)
+	@sh tests/run.sh $(TESTS)
+
+demo: deps all
+	@sh tests/demo.sh
+
+bench: deps all
+	@sh bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/ipcased \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 daemon/ipcased $(DESTDIR)$(SBINDIR)/ipcased
+	install -m 0755 daemon/ipcase $(DESTDIR)$(BINDIR)/ipcase
+	test -e $(DESTDIR)$(SYSCONFDIR)/ipcased/ipcased.conf || \
+		install -m 0640 conf/ipcased.conf $(DESTDIR)$(SYSCONFDIR)/ipcased/ipcased.conf
+	install -m 0644 systemd/ipcased.service $(DESTDIR)$(UNITDIR)/ipcased.service
+	for m in doc/*.[158]; do [ -e "$$m" ] || continue; \
+		s=$${m##*.}; install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/ipcased $(DESTDIR)$(BINDIR)/ipcase $(DESTDIR)$(UNITDIR)/ipcased.service
+	for m in doc/*.[158]; do [ -e "$$m" ] || continue; \
+		s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
+
+clean:
+	rm -f daemon/*.o $(LIB) $(PROGS) $(TESTS)
+
+.PHONY: all check demo bench deps install uninstall clean

@@ -1,0 +1,31 @@
+/* auth.h — is this mail really from Amazon?  Trusted Authentication-Results, DKIM alignment, look-alikes. */
+#ifndef IPCASED_AUTH_H
+#define IPCASED_AUTH_H
+
+#include <stdbool.h>
+
+#include "message.h"
+
+struct auth_verdict {
+	bool	 amazon_from;		/* From domain is, or is under, an Amazon domain */
+	bool	 lookalike;		/* From/Reply-To/links resemble Amazon without being it */
+	bool	 trusted_header;	/* an Authentication-Results from a trusted authserv-id was found */
+	bool	 dkim_aligned;		/* dkim=pass with header.d = From domain or its parent */
+	bool	 dmarc_pass;
+	bool	 dmarc_fail;
+	bool	 authentic;		/* amazon_from && trusted && dmarc_pass && dkim_aligned */
+	char	 reason[160];		/* one line for logs and `classify` */
+};
+
+/*
+ * Judges m against amazon_domains (NULL-terminated, lower case) and the
+ * trusted authserv-ids (NULL-terminated; when empty, only the topmost
+ * Authentication-Results is trusted: the one our own provider prepended).
+ */
+void	auth_check(const struct message *m, char *const *amazon_domains,
+	    char *const *authserv_ids, struct auth_verdict *out);
+
+/* Is domain (lower case) one of the list or a subdomain of one? */
+bool	domain_in_list(const char *domain, char *const *list);
+
+#endif
