@@ -9,9 +9,10 @@ SYSCONFDIR ?= /etc
 UNITDIR	?= /lib/systemd/system
 
 CC	?= cc
+VERSION	 = 0.1.0
 PKGS	 = libconfig libcurl sqlite3 libsystemd libpcre2-8 gnutls gmime-3.0 json-c libxml-2.0
 CFLAGS	?= -O2 -g
-CFLAGS	+= -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+CFLAGS	+= -std=c11 -D_GNU_SOURCE -DVERSION=\"$(VERSION)\" -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	   -Wstrict-prototypes -Wmissing-prototypes -Wno-deprecated-declarations \
 	   $(shell pkg-config --cflags $(PKGS))
 # Not `pkg-config --libs libetpan`: its -specs switches PIE off.
@@ -79,4 +80,10 @@ uninstall:
 clean:
 	rm -f daemon/*.o $(LIB) $(PROGS) $(TESTS)
 
-.PHONY: all check demo bench deps install uninstall clean
+# For building one module's test by hand: cc $$(make -s print-cflags) ... $$(make -s print-ldlibs)
+print-cflags:
+	@echo $(CFLAGS) -Idaemon
+print-ldlibs:
+	@echo $(LDLIBS) -lcmocka
+
+.PHONY: all check demo bench deps install uninstall clean print-cflags print-ldlibs

@@ -16,6 +16,8 @@
 static enum log_target	target = LOG_TO_STDERR;
 static const char      *name = "ipcased";
 static int		verbose;
+static int		capture;
+static char		last_warning[2200];
 
 void
 log_init(enum log_target t, const char *progname)
@@ -24,6 +26,18 @@ log_init(enum log_target t, const char *progname)
 	name = progname;
 	if (t == LOG_TO_SYSLOG)
 		openlog(progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+void
+log_capture_warnings(int on)
+{
+	capture = on;
+}
+
+const char *
+log_last_warning(void)
+{
+	return last_warning;
 }
 
 void
@@ -39,6 +53,13 @@ vlog(int priority, const char *fmt, va_list ap, const char *suffix)
 	int	 n;
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (capture && priority == LOG_WARNING) {
+		snprintf(last_warning, sizeof(last_warning), "%s%s%s", msg,
+		    suffix ? ": " : "", suffix ? suffix : "");
+		if (verbose <= 0)
+			return;
+		priority = LOG_DEBUG;
+	}
 	switch (target) {
 	case LOG_TO_SYSLOG:
 		syslog(priority, "%s%s%s", msg, suffix ? ": " : "", suffix ? suffix : "");

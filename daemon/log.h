@@ -11,6 +11,14 @@ enum log_target {
 void	log_init(enum log_target, const char *progname);
 void	log_set_verbose(int);		/* >0 shows log_debug */
 
+/*
+ * A fetcher keeps its warnings instead of writing them (they are written
+ * only at debug level): the parent logs the reason once per outage, not once
+ * per retry.  log_last_warning() returns the latest, "" when none.
+ */
+void	log_capture_warnings(int);
+const char *log_last_warning(void);
+
 /* log_warn appends ": strerror(errno)"; the x variants do not. */
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));

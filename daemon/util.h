@@ -7,6 +7,16 @@
 #include <stdint.h>
 #include <time.h>
 
+/*
+ * <unistd.h> and <fcntl.h> define R_OK for access(); here R_OK is a result
+ * code.  Both are included first so that their include guards keep them from
+ * defining it again later; call access() with ACCESS_READ instead.
+ */
+#include <fcntl.h>
+#include <unistd.h>
+#undef R_OK
+#define ACCESS_READ	4
+
 /* What a caller should do next; shared by every module that talks to the outside. */
 enum result {
 	R_OK = 0,	/* done */

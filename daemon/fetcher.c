@@ -1,0 +1,483 @@
+/*
+ * fetcher.c — the child process of one account.  It alone talks to the IMAP
+ * server and parses what it sends (IMAP through libetpan, MIME through
+ * message.c), so a hostile or broken server can at worst kill this process:
+ * Debian's libetpan 1.9.4 crashes on a 31-byte greeting.  It holds no
+ * database, no SMTP credentials, and reads no file after the fork.
+ */
+#include "fetcher.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "imap.h"
+#include "log.h"
+#include "message.h"
+
+struct fetcher_ctx {
+	const struct conf_account *acct;
+	struct imap_session	*imap;
+	int			 fd;		/* our end of the socketpair */
+	bool			 has_idle;
+};
+
+static int
+write_all(int fd, const void *p, size_t n)
+{
+	const char	*c = p;
+	ssize_t		 w;
+
+	while (n > 0) {
+		if ((w = write(fd, c, n)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int
+read_all(int fd, void *p, size_t n)
+{
+	char	*c = p;
+	ssize_t	 r;
+
+	while (n > 0) {
+		if ((r = read(fd, c, n)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			return -1;
+		c += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+int
+frame_send(int fd, enum frame_type type, const struct buf *fields)
+{
+	struct buf	 head = { 0 };
+	size_t		 n = fields != NULL ? fields->len : 0;
+	int		 ret;
+
+	if (n + 4 > FRAME_MAX) {
+		log_warnx("frame of %zu bytes refused", n);
+		return -1;
+	}
+	buf_put_u32(&head, (uint32_t)(n + 4));
+	buf_put_u32(&head, (uint32_t)type);
+	ret = write_all(fd, head.data, head.len);
+	if (ret == 0 && n > 0)
+		ret = write_all(fd, fields->data, n);
+	buf_free(&head);
+	return ret;
+}
+
+int
+frame_recv(int fd, enum frame_type *type, char **fields, struct reader *r)
+{
+	unsigned char	 head[8];
+	struct reader	 hr = { head, sizeof(head), false };
+	uint32_t	 len;
+	char		*body;
+
+	*fields = NULL;
+	if (read_all(fd, head, sizeof(head)) == -1)
+		return -1;
+	len = rd_u32(&hr);
+	*type = (enum frame_type)rd_u32(&hr);
+	if (len < 4 || len > FRAME_MAX) {
+		log_debug("frame length %u refused", len);
+		return -1;
+	}
+	len -= 4;
+	body = xmalloc((size_t)len + 1);
+	if (len > 0 && read_all(fd, body, len) == -1) {
+		free(body);
+		return -1;
+	}
+	*fields = body;
+	r->p = (const unsigned char *)body;
+	r->left = len;
+	r->bad = false;
+	return 0;
+}
+
+/* Reports and ends: the parent restarts us with back-off. */
+static void __attribute__((noreturn))
+fetcher_fail(struct fetcher_ctx *f, enum result why, const char *what)
+{
+	struct buf	 b = { 0 };
+	char		*text;
+
+	/* The reason the server or TLS gave, when a module logged one. */
+	text = log_last_warning()[0] != '\0' ? xstrdup(log_last_warning()) :
+	    xasprintf("%s failed", what);
+	buf_put_u32(&b, (uint32_t)why);
+	buf_put_str(&b, text);
+	free(text);
+	frame_send(f->fd, F_ERROR, &b);
+	buf_free(&b);
+	imap_free(f->imap);
+	_exit(why == R_FATAL ? FETCHER_EXIT_FATAL : FETCHER_EXIT_RETRY);
+}
+
+static void
+send_or_die(struct fetcher_ctx *f, enum frame_type type, struct buf *b)
+{
+	if (frame_send(f->fd, type, b) == -1) {
+		/* The parent is gone or restarting us: nothing left to do. */
+		imap_free(f->imap);
+		_exit(0);
+	}
+	buf_free(b);
+}
+
+struct header_batch {
+	struct fetcher_ctx	*f;
+	uint32_t		 count;
+};
+
+static void
+on_header(uint32_t uid, uint32_t size, const char *hdr, size_t len, void *arg)
+{
+	struct header_batch	*hb = arg;
+	struct message		*m = message_parse(hdr, len, true, false);
+	struct buf		 b = { 0 };
+
+	buf_put_u32(&b, uid);
+	buf_put_u32(&b, size);
+	message_serialize(m, &b);
+	message_free(m);
+	send_or_die(hb->f, F_HEADER, &b);
+	hb->count++;
+}
+
+/* Waits for the parent's F_WANT after a header batch; returns the UIDs wanted. */
+static uint32_t *
+recv_want(struct fetcher_ctx *f, size_t *n)
+{
+	enum frame_type	 type;
+	struct reader	 r;
+	char		*fields;
+	uint32_t	*uids = NULL;
+	size_t		 i;
+
+	if (frame_recv(f->fd, &type, &fields, &r) == -1 || type != F_WANT) {
+		free(fields);
+		imap_free(f->imap);
+		_exit(0);
+	}
+	*n = rd_u32(&r);
+	if (*n > IMAP_FETCH_BATCH)
+		r.bad = true;
+	else if (*n > 0) {
+		uids = xreallocarray(NULL, *n, sizeof(*uids));
+		for (i = 0; i < *n; i++)
+			uids[i] = rd_u32(&r);
+	}
+	free(fields);
+	if (r.bad)
+		fetcher_fail(f, R_RETRY, "malformed F_WANT from the parent");
+	return uids;
+}
+
+static void
+fetch_bodies(struct fetcher_ctx *f, const uint32_t *uids, size_t n)
+{
+	struct message	*m;
+	struct buf	 b = { 0 };
+	enum result	 r;
+	size_t		 i, len;
+	char		*raw;
+
+	for (i = 0; i < n; i++) {
+		r = imap_fetch_message(f->imap, uids[i], MESSAGE_MAX_BYTES, &raw, &len);
+		if (r == R_SKIP)
+			continue;	/* expunged meanwhile, or refused by the server: logged */
+		if (r != R_OK)
+			fetcher_fail(f, r, "fetching a message");
+		m = message_parse(raw, len, false, true);
+		free(raw);
+		buf_put_u32(&b, uids[i]);
+		message_serialize(m, &b);
+		message_free(m);
+		send_or_die(f, F_MESSAGE, &b);
+	}
+	send_or_die(f, F_BODIES_DONE, &b);
+}
+
+static void
+do_sync(struct fetcher_ctx *f, struct reader *r)
+{
+	struct imap_folder	 st;
+	struct header_batch	 hb = { f, 0 };
+	struct buf		 b = { 0 };
+	uint32_t		*uids = NULL, *want, known, last, high;
+	uint64_t		 since;
+	size_t			 n = 0, i, m, nwant;
+	enum result		 res;
+	char			*folder;
+	bool			 reset;
+
+	folder = rd_str(r);
+	known = rd_u32(r);
+	last = rd_u32(r);
+	since = rd_u64(r);
+	if (r->bad || folder == NULL)
+		fetcher_fail(f, R_RETRY, "malformed F_SYNC from the parent");
+
+	if ((res = imap_examine(f->imap, folder, &st)) == R_SKIP) {
+		buf_put_u32(&b, R_SKIP);
+		buf_put_str(&b, folder);
+		send_or_die(f, F_ERROR, &b);
+		buf_put_str(&b, folder);
+		buf_put_u32(&b, known);
+		buf_put_u32(&b, last);
+		send_or_die(f, F_SYNC_DONE, &b);
+		free(folder);
+		return;
+	}
+	if (res != R_OK)
+		fetcher_fail(f, res, "EXAMINE");
+	reset = known != 0 && st.uidvalidity != known;
+	if (reset)
+		last = 0;	/* new UIDVALIDITY: every UID is new; cases dedupe by Message-ID */
+	buf_put_str(&b, folder);
+	buf_put_u32(&b, st.uidvalidity);
+	buf_put_u32(&b, st.uidnext);
+	buf_put_u32(&b, st.exists);
+	buf_put_u32(&b, reset);
+	send_or_die(f, F_FOLDER, &b);
+
+	high = last;
+	/* Nothing new when UIDNEXT says so: an idle poll costs one EXAMINE. */
+	if (st.uidnext == 0 || st.uidnext > last + 1) {
+		res = imap_search(f->imap, last, (time_t)since, &uids, &n);
+		if (res != R_OK)
+			fetcher_fail(f, res, "UID SEARCH");
+	}
+	for (i = 0; i < n; i += m) {
+		m = n - i < IMAP_FETCH_BATCH ? n - i : IMAP_FETCH_BATCH;
+		hb.count = 0;
+		if ((res = imap_fetch_headers(f->imap, uids + i, m, on_header, &hb)) != R_OK)
+			fetcher_fail(f, res, "UID FETCH headers");
+		buf_put_u32(&b, uids[i + m - 1]);
+		buf_put_u32(&b, hb.count);
+		send_or_die(f, F_BATCH, &b);
+		/*
+		 * The parent may ask again after each round: a notice in this
+		 * batch can make a later message of the batch (the rights
+		 * owner's reply) a candidate.  An empty F_WANT ends the batch.
+		 */
+		while ((want = recv_want(f, &nwant)) != NULL) {
+			fetch_bodies(f, want, nwant);
+			free(want);
+		}
+		high = uids[i + m - 1];
+	}
+	free(uids);
+	buf_put_str(&b, folder);
+	buf_put_u32(&b, st.uidvalidity);
+	buf_put_u32(&b, high);
+	send_or_die(f, F_SYNC_DONE, &b);
+	free(folder);
+}
+
+/* Returns 1 when the parent asked to wake (or quit), 0 on timeout or server data. */
+static int
+wait_idle(struct fetcher_ctx *f, int64_t deadline, bool *quit)
+{
+	struct pollfd	 pfd[2];
+	enum frame_type	 type;
+	struct reader	 r;
+	char		*fields;
+	int64_t		 left;
+	int		 n;
+
+	for (;;) {
+		if (f->has_idle && imap_idle_pending(f->imap))
+			return 0;
+		left = deadline - now_mono_ms();
+		if (left <= 0)
+			return 0;
+		pfd[0].fd = f->fd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = f->has_idle ? imap_idle_fd(f->imap) : -1;
+		pfd[1].events = POLLIN;
+		n = poll(pfd, 2, left > INT32_MAX ? INT32_MAX : (int)left);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			fetcher_fail(f, R_RETRY, "poll");
+		if (pfd[0].revents) {
+			if (frame_recv(f->fd, &type, &fields, &r) == -1)
+				*quit = true;
+			else if (type == F_QUIT)
+				*quit = true;
+			free(fields);
+			return 1;
+		}
+		if (pfd[1].revents)
+			return 0;
+	}
+}
+
+static void
+do_idle(struct fetcher_ctx *f, struct reader *r)
+{
+	struct imap_folder	 st;
+	struct buf		 b = { 0 };
+	char			*folder = rd_str(r);
+	uint32_t		 seconds = rd_u32(r);
+	int64_t			 deadline;
+	bool			 new_mail = false, quit = false;
+	enum result		 res;
+
+	if (r->bad || folder == NULL)
+		fetcher_fail(f, R_RETRY, "malformed F_IDLE from the parent");
+	if (seconds > IMAP_IDLE_MAX_SEC)
+		seconds = IMAP_IDLE_MAX_SEC;
+	deadline = now_mono_ms() + (int64_t)seconds * 1000;
+	if (f->has_idle && (res = imap_examine(f->imap, folder, &st)) != R_OK)
+		fetcher_fail(f, res == R_SKIP ? R_RETRY : res, "EXAMINE before IDLE");
+	/*
+	 * Servers send keepalives ("* OK Still here") inside IDLE; those end one
+	 * IDLE round but not the wait, so only new mail, the parent or the
+	 * deadline answer the parent.
+	 */
+	while (!new_mail && !quit) {
+		if (f->has_idle && (res = imap_idle_start(f->imap)) != R_OK)
+			fetcher_fail(f, R_RETRY, "IDLE");
+		if (wait_idle(f, deadline, &quit) == 1) {
+			if (f->has_idle && imap_idle_done(f->imap, &new_mail) != R_OK)
+				fetcher_fail(f, R_RETRY, "IDLE DONE");
+			break;
+		}
+		if (f->has_idle && imap_idle_done(f->imap, &new_mail) != R_OK)
+			fetcher_fail(f, R_RETRY, "IDLE DONE");
+		if (now_mono_ms() >= deadline)
+			break;
+	}
+	free(folder);
+	if (quit) {
+		imap_free(f->imap);
+		_exit(0);
+	}
+	buf_put_u32(&b, new_mail);
+	send_or_die(f, F_IDLE_DONE, &b);
+}
+
+static void
+limit_resources(void)
+{
+	struct rlimit	rl = { 0, 0 };
+
+	setrlimit(RLIMIT_CORE, &rl);	/* a crash must not leave mail on disk */
+	rl.rlim_cur = rl.rlim_max = 64;
+	setrlimit(RLIMIT_NOFILE, &rl);
+#ifndef __SANITIZE_ADDRESS__
+	/* Room for a whole MESSAGE_MAX_BYTES message several times over, no more. */
+	rl.rlim_cur = rl.rlim_max = 1024UL * 1024 * 1024;
+	setrlimit(RLIMIT_AS, &rl);
+#endif
+}
+
+static void __attribute__((noreturn))
+fetcher_main(const struct conf_account *acct, const char *secret, int fd)
+{
+	struct fetcher_ctx	 f = { acct, NULL, fd, false };
+	struct buf		 b = { 0 };
+	enum frame_type		 type;
+	struct reader		 r;
+	enum result		 res;
+	char			*fields, *sent;
+
+	f.imap = imap_new(acct, secret);
+	if ((res = imap_connect(f.imap)) != R_OK)
+		fetcher_fail(&f, res, "connect");
+	f.has_idle = imap_has_idle(f.imap);
+	sent = acct->sent_folder != NULL ? xstrdup(acct->sent_folder) : imap_find_sent(f.imap);
+	buf_put_str(&b, sent);
+	buf_put_u32(&b, f.has_idle);
+	free(sent);
+	send_or_die(&f, F_READY, &b);
+
+	for (;;) {
+		if (frame_recv(fd, &type, &fields, &r) == -1)
+			break;
+		switch (type) {
+		case F_SYNC:
+			do_sync(&f, &r);
+			break;
+		case F_IDLE:
+			do_idle(&f, &r);
+			break;
+		case F_WAKE:
+			break;		/* arrived after the IDLE ended: nothing to wake */
+		case F_QUIT:
+			free(fields);
+			goto out;
+		default:
+			free(fields);
+			fetcher_fail(&f, R_RETRY, "unexpected frame from the parent");
+		}
+		free(fields);
+	}
+out:
+	imap_free(f.imap);
+	_exit(0);
+}
+
+pid_t
+fetcher_spawn(const struct conf *conf, const struct conf_account *acct, const char *secret, int *fd)
+{
+	sigset_t	 none;
+	pid_t		 pid;
+	int		 sv[2];
+
+	(void)conf;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
+		log_warn("%s: socketpair", acct->name);
+		return -1;
+	}
+	if ((pid = fork()) == -1) {
+		log_warn("%s: fork", acct->name);
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		/* The parent blocks its signals for signalfd; a fetcher wants them plain. */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		signal(SIGPIPE, SIG_IGN);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() == 1)
+			_exit(0);
+		limit_resources();
+		log_capture_warnings(1);
+		fetcher_main(acct, secret, sv[1]);
+	}
+	close(sv[1]);
+	*fd = sv[0];
+	return pid;
+}

@@ -1,0 +1,813 @@
+/*
+ * sync.c — the parent's side of every account.  Each account has a fetcher
+ * child (fetcher.c); this file tells it which folder to sync from which UID,
+ * decides from the headers which bodies are worth fetching, and commits the
+ * effects of each batch together with the folder's new "last UID" in ONE
+ * sqlite transaction, so a crash at any point neither loses nor doubles a
+ * message.  A fetcher that fails, dies or hangs is restarted with
+ * exponential back-off and jitter, logged once per outage.
+ */
+#include "sync.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cases.h"
+#include "fetcher.h"
+#include "imap.h"
+#include "log.h"
+#include "message.h"
+
+#define BACKOFF_MIN_MS		1000
+#define BACKOFF_MAX_MS		(15 * 60 * 1000)
+#define BACKOFF_FATAL_MIN_MS	(60 * 1000)	/* login or certificate refused: the admin must act */
+#define BACKOFF_FATAL_MAX_MS	(60 * 60 * 1000)
+#define ONCE_MAX_ATTEMPTS	4		/* --once gives up after this many failed connections */
+#define SILENCE_GRACE_MS	(60 * 1000)	/* on top of the account's timeouts before a fetcher counts as hung */
+
+enum acct_state {
+	A_DOWN,		/* no fetcher; restart at restart_ms */
+	A_CONNECTING,	/* fetcher started, waiting for F_READY */
+	A_SYNCING,	/* F_SYNC sent for folders[folder] */
+	A_IDLE,		/* F_IDLE sent */
+	A_FINISHED,	/* --once: done */
+	A_GAVE_UP	/* --once: too many failures */
+};
+
+struct batch_item {
+	uint32_t	 uid;
+	uint32_t	 size;
+	struct message	*headers;	/* owned */
+	struct message	*full;		/* owned, NULL until fetched */
+	bool		 asked;		/* body requested */
+	bool		 ingested;
+};
+
+struct account {
+	const struct conf_account *acct;
+	struct sync		*sync;
+	enum acct_state		 state;
+	pid_t			 pid;
+	int			 fd;
+	char			*secret;		/* password or token, wiped on free */
+	char		       **folders;		/* configured + Sent; NULL-terminated */
+	char			*sent;			/* the Sent folder's name, or NULL */
+	size_t			 folder;		/* index being synced */
+	bool			 has_idle;
+	uint32_t		 uidvalidity;		/* of the folder being synced */
+	bool			 in_txn;
+	struct batch_item	*batch;
+	size_t			 nbatch;
+	uint32_t		 batch_high;
+	int			 failures;		/* consecutive */
+	int64_t			 restart_ms;
+	int64_t			 deadline_ms;		/* kill the fetcher if silent past this */
+	char			 last_error[200];
+	uint64_t		 messages;		/* processed since start */
+	time_t			 last_sync;
+};
+
+struct sync {
+	const struct conf	*conf;
+	const struct rules	*rules;
+	struct store		*store;
+	bool			 once;
+	bool			 changed;
+	struct account		*accounts;
+	size_t			 naccounts;
+};
+
+static const char *const state_names[] = {
+	"down", "connecting", "syncing", "idle", "finished", "gave up"
+};
+
+static int64_t
+jitter(int64_t ms)
+{
+	uint32_t	r = 0;
+
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+		r = (uint32_t)now_mono_ms();
+	/* +-20 %: accounts failing together do not retry together. */
+	return ms * 8 / 10 + (int64_t)(r % (uint32_t)(ms * 4 / 10 + 1));
+}
+
+static void
+batch_clear(struct account *a)
+{
+	size_t	i;
+
+	for (i = 0; i < a->nbatch; i++) {
+		message_free(a->batch[i].headers);
+		message_free(a->batch[i].full);
+	}
+	free(a->batch);
+	a->batch = NULL;
+	a->nbatch = 0;
+}
+
+static int64_t
+silence_limit_ms(const struct account *a)
+{
+	return (int64_t)a->acct->timeout_sec * 4 * 1000 + SILENCE_GRACE_MS;
+}
+
+/*
+ * The fetcher is gone or must go: kill it, undo the batch in flight and
+ * plan the restart.  why is logged on the first failure of an outage only.
+ */
+static void
+account_down(struct account *a, enum result why, const char *reason)
+{
+	const bool	 first = a->failures == 0;
+	int64_t		 delay, base, cap;
+	int		 status;
+
+	if (a->in_txn) {
+		store_rollback(a->sync->store);
+		a->in_txn = false;
+	}
+	batch_clear(a);
+	if (a->fd != -1) {
+		close(a->fd);
+		a->fd = -1;
+	}
+	if (a->pid > 0) {
+		kill(a->pid, SIGKILL);
+		while (waitpid(a->pid, &status, 0) == -1 && errno == EINTR)
+			;
+		a->pid = -1;
+	}
+	a->failures++;
+	if (first || strcmp(reason, a->last_error) != 0)
+		log_warnx("%s: %s; retrying with back-off", a->acct->name, reason);
+	else
+		log_debug("%s: %s (failure %d)", a->acct->name, reason, a->failures);
+	snprintf(a->last_error, sizeof(a->last_error), "%s", reason);
+
+	if (a->sync->once && a->failures >= ONCE_MAX_ATTEMPTS) {
+		log_warnx("%s: giving up after %d attempts", a->acct->name, a->failures);
+		a->state = A_GAVE_UP;
+		return;
+	}
+	base = why == R_FATAL ? BACKOFF_FATAL_MIN_MS : BACKOFF_MIN_MS;
+	cap = why == R_FATAL ? BACKOFF_FATAL_MAX_MS : BACKOFF_MAX_MS;
+	if (a->sync->once)
+		cap = 8000;	/* a one-shot run does not wait an hour */
+	delay = base;
+	for (int i = 1; i < a->failures && delay < cap; i++)
+		delay *= 2;
+	if (delay > cap)
+		delay = cap;
+	a->restart_ms = now_mono_ms() + jitter(delay);
+	a->state = A_DOWN;
+}
+
+static void
+account_send(struct account *a, enum frame_type type, struct buf *b)
+{
+	if (frame_send(a->fd, type, b) == -1)
+		account_down(a, R_RETRY, "fetcher went away");
+	buf_free(b);
+}
+
+static void
+account_start(struct account *a)
+{
+	const struct conf_account *acct = a->acct;
+	char	err[256];
+
+	if (a->secret == NULL) {
+		const char	*file = acct->auth == AUTH_XOAUTH2 ?
+		    acct->oauth_refresh_token_file : acct->password_file;
+
+		if (acct->password != NULL)
+			a->secret = xstrdup(acct->password);
+		else if (file == NULL || secret_read(file, a->sync->conf->dir, &a->secret,
+		    err, sizeof(err)) == -1) {
+			account_down(a, R_FATAL, file == NULL ? "no password configured" : err);
+			return;
+		}
+	}
+	if ((a->pid = fetcher_spawn(a->sync->conf, acct, a->secret, &a->fd)) == -1) {
+		account_down(a, R_RETRY, "cannot start a fetcher");
+		return;
+	}
+	a->state = A_CONNECTING;
+	a->deadline_ms = now_mono_ms() + silence_limit_ms(a);
+}
+
+static void
+account_sync_folder(struct account *a)
+{
+	struct buf	 b = { 0 };
+	const char	*folder = a->folders[a->folder];
+	uint32_t	 uidvalidity = 0, last = 0;
+	time_t		 since = 0;
+	int		 known;
+
+	known = store_folder_get(a->sync->store, a->acct->name, folder, &uidvalidity, &last);
+	if (known == -1) {
+		account_down(a, R_RETRY, "database error reading folder state");
+		return;
+	}
+	/* A first run on an old mailbox looks back only initial_scan_days. */
+	if ((known == 1 || last == 0) && a->acct->initial_scan_days > 0)
+		since = now_wall() - (time_t)a->acct->initial_scan_days * 86400;
+	buf_put_str(&b, folder);
+	buf_put_u32(&b, uidvalidity);
+	buf_put_u32(&b, last);
+	buf_put_u64(&b, (uint64_t)since);
+	a->uidvalidity = uidvalidity;
+	a->state = A_SYNCING;
+	a->deadline_ms = now_mono_ms() + silence_limit_ms(a);
+	account_send(a, F_SYNC, &b);
+}
+
+static void
+account_idle(struct account *a)
+{
+	struct buf	b = { 0 };
+	int		seconds = a->sync->conf->poll_interval;
+
+	if (seconds > IMAP_IDLE_MAX_SEC)
+		seconds = IMAP_IDLE_MAX_SEC;
+	buf_put_str(&b, a->folders[0]);
+	buf_put_u32(&b, (uint32_t)seconds);
+	a->state = A_IDLE;
+	a->deadline_ms = now_mono_ms() + (int64_t)seconds * 1000 + silence_limit_ms(a);
+	account_send(a, F_IDLE, &b);
+}
+
+static void
+account_next_folder(struct account *a)
+{
+	a->folder++;
+	if (a->folders[a->folder] != NULL) {
+		account_sync_folder(a);
+		return;
+	}
+	a->last_sync = now_wall();
+	a->folder = 0;
+	if (a->sync->once) {
+		struct buf	b = { 0 };
+
+		account_send(a, F_QUIT, &b);
+		if (a->state == A_DOWN || a->state == A_GAVE_UP)
+			return;
+		if (a->fd != -1)
+			close(a->fd);
+		a->fd = -1;
+		a->state = A_FINISHED;
+		return;
+	}
+	account_idle(a);
+}
+
+static void
+on_ready(struct account *a, struct reader *r)
+{
+	char	*sent = rd_str(r);
+	size_t	 n;
+
+	a->has_idle = rd_u32(r) != 0;
+	if (r->bad) {
+		free(sent);
+		account_down(a, R_RETRY, "malformed F_READY");
+		return;
+	}
+	if (a->failures > 0)
+		log_info("%s: connected again after %d failed attempts", a->acct->name, a->failures);
+	else
+		log_info("%s: connected%s", a->acct->name, a->has_idle ? " (IDLE)" : "");
+	a->failures = 0;
+	a->last_error[0] = '\0';
+	free(a->sent);
+	a->sent = sent;
+	/* The Sent folder joins the configured ones unless it is one of them. */
+	strv_free(a->folders);
+	n = strv_len(a->acct->folders);
+	a->folders = xcalloc(n + 2, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		a->folders[i] = xstrdup(a->acct->folders[i]);
+	if (sent != NULL) {
+		bool	listed = false;
+
+		for (size_t i = 0; i < n; i++)
+			listed |= strcmp(a->folders[i], sent) == 0;
+		if (!listed)
+			a->folders[n] = xstrdup(sent);
+	}
+	a->folder = 0;
+	account_sync_folder(a);
+}
+
+static void
+on_folder(struct account *a, struct reader *r)
+{
+	char		*folder = rd_str(r);
+	uint32_t	 uidvalidity = rd_u32(r), uidnext = rd_u32(r), exists = rd_u32(r);
+	bool		 reset = rd_u32(r) != 0;
+
+	(void)uidnext;
+	if (r->bad || folder == NULL) {
+		free(folder);
+		account_down(a, R_RETRY, "malformed F_FOLDER");
+		return;
+	}
+	if (reset)
+		log_warnx("%s: %s: UIDVALIDITY changed from %u to %u; rescanning %u messages "
+		    "(already recorded ones are recognised by Message-ID)", a->acct->name,
+		    folder, a->uidvalidity, uidvalidity, exists);
+	a->uidvalidity = uidvalidity;
+	free(folder);
+}
+
+static void
+on_header(struct account *a, struct reader *r)
+{
+	struct batch_item	*it;
+	uint32_t		 uid = rd_u32(r), size = rd_u32(r);
+	struct message		*m = message_deserialize(r);
+
+	if (m == NULL || r->bad) {
+		message_free(m);
+		account_down(a, R_RETRY, "malformed F_HEADER");
+		return;
+	}
+	if (a->nbatch >= IMAP_FETCH_BATCH) {
+		message_free(m);
+		account_down(a, R_RETRY, "fetcher sent more headers than a batch holds");
+		return;
+	}
+	a->batch = xreallocarray(a->batch, a->nbatch + 1, sizeof(*a->batch));
+	it = &a->batch[a->nbatch++];
+	memset(it, 0, sizeof(*it));
+	it->uid = uid;
+	it->size = size;
+	it->headers = m;
+}
+
+static bool
+is_candidate(struct account *a, const struct batch_item *it)
+{
+	return rules_prescreen(a->sync->rules, it->headers) ||
+	    cases_is_candidate(a->sync->store, it->headers);
+}
+
+/* Asks for the bodies of the candidates not asked yet; an empty F_WANT ends the batch. */
+static size_t
+ask_bodies(struct account *a)
+{
+	struct buf	b = { 0 }, uids = { 0 };
+	size_t		i, n = 0;
+
+	for (i = 0; i < a->nbatch; i++) {
+		if (a->batch[i].asked || !is_candidate(a, &a->batch[i]))
+			continue;
+		a->batch[i].asked = true;
+		buf_put_u32(&uids, a->batch[i].uid);
+		n++;
+	}
+	buf_put_u32(&b, (uint32_t)n);
+	if (n > 0)
+		buf_append(&b, uids.data, uids.len);
+	buf_free(&uids);
+	account_send(a, F_WANT, &b);
+	return n;
+}
+
+/* Saves the folder's progress with the batch's effects: one transaction. */
+static void
+commit_batch(struct account *a)
+{
+	if (store_folder_set(a->sync->store, a->acct->name, a->folders[a->folder],
+	    a->uidvalidity, a->batch_high) == -1 || store_commit(a->sync->store) == -1) {
+		account_down(a, R_RETRY, "database error saving progress");
+		return;
+	}
+	a->in_txn = false;
+	a->messages += a->nbatch;
+	batch_clear(a);
+}
+
+static void
+on_batch(struct account *a, struct reader *r)
+{
+	uint32_t	high = rd_u32(r), count = rd_u32(r);
+
+	if (r->bad || count != a->nbatch) {
+		account_down(a, R_RETRY, "malformed F_BATCH");
+		return;
+	}
+	a->batch_high = high;
+	if (store_begin(a->sync->store) == -1) {
+		account_down(a, R_RETRY, "database busy or failing");
+		return;
+	}
+	a->in_txn = true;
+	if (ask_bodies(a) == 0 && a->state == A_SYNCING)
+		commit_batch(a);
+}
+
+static void
+on_message(struct account *a, struct reader *r)
+{
+	uint32_t	 uid = rd_u32(r);
+	struct message	*m = message_deserialize(r);
+	size_t		 i;
+
+	if (m == NULL || r->bad) {
+		message_free(m);
+		account_down(a, R_RETRY, "malformed F_MESSAGE");
+		return;
+	}
+	for (i = 0; i < a->nbatch; i++) {
+		if (a->batch[i].uid == uid && a->batch[i].asked && a->batch[i].full == NULL) {
+			a->batch[i].full = m;
+			return;
+		}
+	}
+	message_free(m);
+	account_down(a, R_RETRY, "fetcher sent a message that was not asked for");
+}
+
+static void
+ingest(struct account *a, struct batch_item *it)
+{
+	const char		*folder = a->folders[a->folder];
+	struct msg_origin	 origin = {
+		a->acct->name, folder, a->uidvalidity, it->uid,
+		a->sent != NULL && strcmp(folder, a->sent) == 0
+	};
+	struct ingest_report	 rep;
+	struct verdict		 v;
+	char			*subject;
+
+	memset(&rep, 0, sizeof(rep));
+	rules_classify(a->sync->rules, a->sync->conf, it->full, &v);
+	if (cases_ingest(a->sync->store, a->sync->conf, &origin, it->full, &v, now_wall(),
+	    &rep) != R_OK) {
+		verdict_clear(&v);
+		account_down(a, R_RETRY, "database error recording a message");
+		return;
+	}
+	it->ingested = true;
+	if (rep.case_id != 0 || rep.alert || v.kind != KIND_OTHER) {
+		subject = str_for_log(it->full->subject, 80);
+		log_info("%s: %s UID %u \"%s\": %s: %s", a->acct->name, folder, it->uid,
+		    subject, kind_name(v.kind), rep.what);
+		free(subject);
+	}
+	if (rep.opened || rep.case_id != 0 || rep.alert)
+		a->sync->changed = true;
+	verdict_clear(&v);
+}
+
+static void
+on_bodies_done(struct account *a)
+{
+	size_t	i;
+
+	for (i = 0; i < a->nbatch && a->state == A_SYNCING; i++)
+		if (a->batch[i].full != NULL && !a->batch[i].ingested)
+			ingest(a, &a->batch[i]);
+	if (a->state != A_SYNCING)
+		return;
+	/* What this round recorded may make more of the batch relevant. */
+	if (ask_bodies(a) > 0 || a->state != A_SYNCING)
+		return;
+	commit_batch(a);
+}
+
+static void
+on_sync_done(struct account *a, struct reader *r)
+{
+	char		*folder = rd_str(r);
+	uint32_t	 uidvalidity = rd_u32(r), high = rd_u32(r), known_uv = 0, known_last = 0;
+
+	if (r->bad || folder == NULL) {
+		free(folder);
+		account_down(a, R_RETRY, "malformed F_SYNC_DONE");
+		return;
+	}
+	/* Record a new UIDVALIDITY (or a first sync of an empty folder) too. */
+	if (store_folder_get(a->sync->store, a->acct->name, folder, &known_uv, &known_last) != 0 ||
+	    known_uv != uidvalidity || known_last != high) {
+		if (store_begin(a->sync->store) == -1 ||
+		    store_folder_set(a->sync->store, a->acct->name, folder, uidvalidity, high) == -1 ||
+		    store_commit(a->sync->store) == -1) {
+			store_rollback(a->sync->store);
+			free(folder);
+			account_down(a, R_RETRY, "database error saving progress");
+			return;
+		}
+	}
+	free(folder);
+	account_next_folder(a);
+}
+
+static void
+on_error(struct account *a, struct reader *r)
+{
+	enum result	 why = (enum result)rd_u32(r);
+	char		*text = rd_str(r), *safe = str_for_log(text, 160);
+
+	if (why == R_SKIP) {
+		/* A folder that does not exist: said once per connection, then skipped. */
+		log_warnx("%s: folder \"%s\" not found; skipped", a->acct->name, safe);
+	} else {
+		char	reason[200];
+
+		snprintf(reason, sizeof(reason), "%s", safe);
+		account_down(a, why == R_FATAL ? R_FATAL : R_RETRY, reason);
+	}
+	free(text);
+	free(safe);
+}
+
+static void
+on_idle_done(struct account *a, struct reader *r)
+{
+	bool	new_mail = rd_u32(r) != 0;
+
+	if (r->bad) {
+		account_down(a, R_RETRY, "malformed F_IDLE_DONE");
+		return;
+	}
+	if (new_mail)
+		log_debug("%s: new mail", a->acct->name);
+	a->folder = 0;
+	account_sync_folder(a);
+}
+
+static void
+account_read(struct account *a)
+{
+	enum frame_type	 type;
+	struct reader	 r;
+	char		*fields;
+	int		 status;
+
+	if (frame_recv(a->fd, &type, &fields, &r) == -1) {
+		char		reason[200] = "fetcher closed the connection";
+		enum result	why = R_RETRY;
+
+		/* Name the cause when the fetcher died: a crash is worth knowing. */
+		if (a->pid > 0 && waitpid(a->pid, &status, 0) == a->pid) {
+			a->pid = -1;
+			if (WIFSIGNALED(status))
+				snprintf(reason, sizeof(reason), "fetcher killed by signal %d "
+				    "(hostile or broken server?)", WTERMSIG(status));
+			else if (WIFEXITED(status) && WEXITSTATUS(status) == FETCHER_EXIT_FATAL) {
+				why = R_FATAL;
+				snprintf(reason, sizeof(reason), "%s", a->last_error[0] ?
+				    a->last_error : "login or certificate refused");
+			} else if (a->last_error[0] != '\0')
+				snprintf(reason, sizeof(reason), "%s", a->last_error);
+		}
+		account_down(a, why, reason);
+		return;
+	}
+	a->deadline_ms = now_mono_ms() + silence_limit_ms(a);
+	if (a->state == A_IDLE)
+		a->deadline_ms += (int64_t)IMAP_IDLE_MAX_SEC * 1000;
+	switch (type) {
+	case F_READY:
+		if (a->state == A_CONNECTING)
+			on_ready(a, &r);
+		else
+			account_down(a, R_RETRY, "unexpected F_READY");
+		break;
+	case F_FOLDER:
+		on_folder(a, &r);
+		break;
+	case F_HEADER:
+		on_header(a, &r);
+		break;
+	case F_BATCH:
+		on_batch(a, &r);
+		break;
+	case F_MESSAGE:
+		on_message(a, &r);
+		break;
+	case F_BODIES_DONE:
+		on_bodies_done(a);
+		break;
+	case F_SYNC_DONE:
+		on_sync_done(a, &r);
+		break;
+	case F_IDLE_DONE:
+		on_idle_done(a, &r);
+		break;
+	case F_ERROR:
+		on_error(a, &r);
+		break;
+	default:
+		account_down(a, R_RETRY, "unknown frame from fetcher");
+		break;
+	}
+	free(fields);
+}
+
+struct sync *
+sync_new(const struct conf *conf, const struct rules *rules, struct store *store, bool once)
+{
+	struct sync	*s = xcalloc(1, sizeof(*s));
+	size_t		 i;
+
+	s->conf = conf;
+	s->rules = rules;
+	s->store = store;
+	s->once = once;
+	s->naccounts = conf->naccounts;
+	s->accounts = xcalloc(s->naccounts, sizeof(*s->accounts));
+	for (i = 0; i < s->naccounts; i++) {
+		s->accounts[i].acct = &conf->accounts[i];
+		s->accounts[i].sync = s;
+		s->accounts[i].state = A_DOWN;
+		s->accounts[i].pid = -1;
+		s->accounts[i].fd = -1;
+		s->accounts[i].restart_ms = 0;
+	}
+	return s;
+}
+
+void
+sync_free(struct sync *s)
+{
+	struct buf	 b = { 0 };
+	int64_t		 until;
+	size_t		 i;
+	int		 status;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < s->naccounts; i++) {
+		struct account	*a = &s->accounts[i];
+
+		if (a->in_txn)
+			store_rollback(s->store);
+		if (a->fd != -1) {
+			frame_send(a->fd, F_QUIT, &b);
+			close(a->fd);
+		}
+	}
+	/* A fetcher in a network read gets a moment, then SIGKILL. */
+	until = now_mono_ms() + 1000;
+	for (i = 0; i < s->naccounts; i++) {
+		struct account	*a = &s->accounts[i];
+
+		while (a->pid > 0 && waitpid(a->pid, &status, WNOHANG) == 0 &&
+		    now_mono_ms() < until)
+			usleep(10000);
+		if (a->pid > 0 && waitpid(a->pid, &status, WNOHANG) == 0) {
+			kill(a->pid, SIGKILL);
+			waitpid(a->pid, &status, 0);
+		}
+		batch_clear(a);
+		if (a->secret != NULL) {
+			explicit_bzero(a->secret, strlen(a->secret));
+			free(a->secret);
+		}
+		strv_free(a->folders);
+		free(a->sent);
+	}
+	free(s->accounts);
+	free(s);
+}
+
+int
+sync_step(struct sync *s, int64_t now)
+{
+	int64_t	next = -1, wait;
+	size_t	i;
+
+	for (i = 0; i < s->naccounts; i++) {
+		struct account	*a = &s->accounts[i];
+
+		if (a->state == A_DOWN && now >= a->restart_ms)
+			account_start(a);
+		if ((a->state == A_CONNECTING || a->state == A_SYNCING || a->state == A_IDLE) &&
+		    now >= a->deadline_ms)
+			account_down(a, R_RETRY, "fetcher hung (no answer in time)");
+		if (a->state == A_DOWN)
+			wait = a->restart_ms - now;
+		else if (a->state == A_CONNECTING || a->state == A_SYNCING || a->state == A_IDLE)
+			wait = a->deadline_ms - now;
+		else
+			continue;
+		if (wait < 0)
+			wait = 0;
+		if (next == -1 || wait < next)
+			next = wait;
+	}
+	return next > INT32_MAX ? INT32_MAX : (int)next;
+}
+
+int
+sync_pollfds(struct sync *s, struct pollfd *pfd, int max)
+{
+	int	n = 0;
+
+	for (size_t i = 0; i < s->naccounts && n < max; i++) {
+		if (s->accounts[i].fd == -1)
+			continue;
+		pfd[n].fd = s->accounts[i].fd;
+		pfd[n].events = POLLIN;
+		pfd[n].revents = 0;
+		n++;
+	}
+	return n;
+}
+
+void
+sync_handle(struct sync *s, const struct pollfd *pfd, int n)
+{
+	for (int k = 0; k < n; k++) {
+		if (pfd[k].revents == 0)
+			continue;
+		for (size_t i = 0; i < s->naccounts; i++)
+			if (s->accounts[i].fd == pfd[k].fd && s->accounts[i].fd != -1)
+				account_read(&s->accounts[i]);
+	}
+}
+
+bool
+sync_finished(const struct sync *s)
+{
+	for (size_t i = 0; i < s->naccounts; i++)
+		if (s->accounts[i].state != A_FINISHED && s->accounts[i].state != A_GAVE_UP)
+			return false;
+	return true;
+}
+
+int
+sync_failed(const struct sync *s)
+{
+	int	n = 0;
+
+	for (size_t i = 0; i < s->naccounts; i++)
+		n += s->accounts[i].state == A_GAVE_UP ||
+		    (s->accounts[i].state == A_DOWN && s->accounts[i].failures > 0);
+	return n;
+}
+
+bool
+sync_take_changes(struct sync *s)
+{
+	bool	c = s->changed;
+
+	s->changed = false;
+	return c;
+}
+
+void
+sync_wake(struct sync *s)
+{
+	struct buf	b = { 0 };
+
+	for (size_t i = 0; i < s->naccounts; i++)
+		if (s->accounts[i].state == A_IDLE)
+			account_send(&s->accounts[i], F_WAKE, &b);
+}
+
+void
+sync_status(const struct sync *s, char *buf, size_t len)
+{
+	size_t	off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < s->naccounts && off < len; i++) {
+		const struct account *a = &s->accounts[i];
+		int	n;
+
+		n = snprintf(buf + off, len - off, "%s%s: %s", i ? "; " : "",
+		    a->acct->name, state_names[a->state]);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+}
+
+void
+sync_log_status(const struct sync *s)
+{
+	for (size_t i = 0; i < s->naccounts; i++) {
+		const struct account *a = &s->accounts[i];
+		char	when[32] = "never";
+		struct tm tm;
+
+		if (a->last_sync != 0 && gmtime_r(&a->last_sync, &tm) != NULL)
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		log_info("%s: %s, %llu messages this run, last full sync %s%s%s",
+		    a->acct->name, state_names[a->state], (unsigned long long)a->messages, when,
+		    a->last_error[0] ? ", last error: " : "", a->last_error);
+	}
+}
