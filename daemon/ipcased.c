@@ -45,6 +45,22 @@ struct daemon {
 	int		 sent_total;
 };
 
+/*
+ * Under systemd the unit hands the configuration over as a credential
+ * (readable by the service's dynamic user only); elsewhere the FHS place.
+ */
+static const char *
+default_conf_path(void)
+{
+	static char	 path[4096];
+	const char	*dir = getenv("CREDENTIALS_DIRECTORY");
+
+	if (dir != NULL && snprintf(path, sizeof(path), "%s/ipcased.conf", dir) <
+	    (int)sizeof(path) && access(path, ACCESS_READ) == 0)
+		return path;
+	return DEFAULT_CONF;
+}
+
 static void __attribute__((noreturn))
 usage(int code)
 {
@@ -283,7 +299,7 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	struct daemon	 d = { .conf_path = DEFAULT_CONF };
-	bool		 foreground = false, check_only = false;
+	bool		 foreground = false, check_only = false, conf_given = false;
 	char		 err[256];
 	int		 ch, verbose = 0, ret = 0;
 
@@ -291,6 +307,7 @@ main(int argc, char *argv[])
 		switch (ch) {
 		case 'c':
 			d.conf_path = optarg;
+			conf_given = true;
 			break;
 		case 'f':
 			foreground = true;
@@ -315,6 +332,8 @@ main(int argc, char *argv[])
 	}
 	if (optind != argc)
 		usage(2);
+	if (!conf_given)
+		d.conf_path = default_conf_path();
 
 	/* libetpan writes LOGOUT to dead sockets: a SIGPIPE must not kill us. */
 	signal(SIGPIPE, SIG_IGN);

@@ -23,6 +23,7 @@
 #include "imap.h"
 #include "log.h"
 #include "message.h"
+#include "oauth.h"
 
 #define BACKOFF_MIN_MS		1000
 #define BACKOFF_MAX_MS		(15 * 60 * 1000)
@@ -55,7 +56,8 @@ struct account {
 	enum acct_state		 state;
 	pid_t			 pid;
 	int			 fd;
-	char			*secret;		/* password or token, wiped on free */
+	char			*secret;		/* password or access token, wiped on free */
+	time_t			 secret_expires;	/* XOAUTH2 access token */
 	char		       **folders;		/* configured + Sent; NULL-terminated */
 	char			*sent;			/* the Sent folder's name, or NULL */
 	size_t			 folder;		/* index being synced */
@@ -177,21 +179,44 @@ account_send(struct account *a, enum frame_type type, struct buf *b)
 	buf_free(b);
 }
 
+/* XOAUTH2: a fresh access token for the next connection. */
+static int
+account_token(struct account *a)
+{
+	char		err[256];
+	enum result	r;
+
+	if (a->secret != NULL && a->secret_expires > now_wall() + OAUTH_RENEW_BEFORE_SEC)
+		return 0;
+	if (a->secret != NULL) {
+		explicit_bzero(a->secret, strlen(a->secret));
+		free(a->secret);
+		a->secret = NULL;
+	}
+	if ((r = oauth_refresh(a->sync->conf, a->acct, &a->secret, &a->secret_expires, err,
+	    sizeof(err))) != R_OK) {
+		account_down(a, r, err);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 account_start(struct account *a)
 {
 	const struct conf_account *acct = a->acct;
 	char	err[256];
 
-	if (a->secret == NULL) {
-		const char	*file = acct->auth == AUTH_XOAUTH2 ?
-		    acct->oauth_refresh_token_file : acct->password_file;
-
+	if (acct->auth == AUTH_XOAUTH2) {
+		if (account_token(a) == -1)
+			return;
+	} else if (a->secret == NULL) {
 		if (acct->password != NULL)
 			a->secret = xstrdup(acct->password);
-		else if (file == NULL || secret_read(file, a->sync->conf->dir, &a->secret,
-		    err, sizeof(err)) == -1) {
-			account_down(a, R_FATAL, file == NULL ? "no password configured" : err);
+		else if (acct->password_file == NULL || secret_read(acct->password_file,
+		    a->sync->conf->dir, &a->secret, err, sizeof(err)) == -1) {
+			account_down(a, R_FATAL, acct->password_file == NULL ?
+			    "no password configured" : err);
 			return;
 		}
 	}
