@@ -58,6 +58,10 @@ check: deps all $(TESTS)
 demo: deps all
 	@sh tests/demo.sh
 
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+
 bench: deps all
 	@sh bench/run.sh
 
@@ -86,4 +90,4 @@ print-cflags:
 print-ldlibs:
 	@echo $(LDLIBS) -lcmocka
 
-.PHONY: all check demo bench deps install uninstall clean print-cflags print-ldlibs
+.PHONY: all check demo bench fuzz deps install uninstall clean print-cflags print-ldlibs
