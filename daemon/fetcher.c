@@ -397,6 +397,18 @@ limit_resources(void)
 #endif
 }
 
+/* What a finished pass cost: the figures `make bench` reads. */
+static void
+report_usage(const struct fetcher_ctx *f)
+{
+	struct rusage	ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) == -1)
+		ru.ru_maxrss = 0;
+	log_info("%s: fetcher done: %llu bytes received, peak RSS %ld KiB", f->acct->name,
+	    (unsigned long long)imap_bytes_received(f->imap), ru.ru_maxrss);
+}
+
 static void __attribute__((noreturn))
 fetcher_main(const struct conf_account *acct, const char *secret, int fd)
 {
@@ -439,6 +451,7 @@ fetcher_main(const struct conf_account *acct, const char *secret, int fd)
 		free(fields);
 	}
 out:
+	report_usage(&f);
 	imap_free(f.imap);
 	_exit(0);
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 #include <curl/curl.h>
 #include <systemd/sd-daemon.h>
@@ -372,9 +373,13 @@ main(int argc, char *argv[])
 	main_loop(&d);
 
 	if (d.once) {
+		struct rusage	ru;
+
 		run_schedule(&d);
 		if (sync_failed(d.sync) > 0)
 			ret = 1;
+		if (getrusage(RUSAGE_SELF, &ru) == 0)
+			log_info("done: peak RSS %ld KiB", ru.ru_maxrss);
 	}
 out:
 	sync_free(d.sync);

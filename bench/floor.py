@@ -1,0 +1,27 @@
+#!/usr/bin/python3
+"""floor.py — the simplest client doing the daemon's first-scan header fetch: the floor.
+
+usage: floor.py PORT CAFILE USER PASSFILE   (prints: messages bytes seconds)
+"""
+import imaplib, ssl, sys, time
+
+port, cafile, user, passfile = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+fields = ("From To Cc Subject Date Message-ID In-Reply-To References Authentication-Results "
+          "Reply-To Return-Path Auto-Submitted Precedence List-Id List-Unsubscribe "
+          "Content-Type MIME-Version Delivered-To")
+t0 = time.monotonic()
+ctx = ssl.create_default_context(cafile=cafile)
+imap = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=ctx)
+imap.login(user, open(passfile).read().strip())
+imap.select("INBOX", readonly=True)
+received = 0
+typ, data = imap.uid("FETCH", "1:*", f"(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({fields})])")
+n = 0
+for item in data:
+    if isinstance(item, tuple):
+        n += 1
+        received += len(item[0]) + len(item[1])
+    elif item:
+        received += len(item)
+imap.logout()
+print(n, received, f"{time.monotonic() - t0:.3f}")

@@ -1,0 +1,93 @@
+#!/bin/bash
+# run.sh — `make bench`: ipcased's first scan and idle poll against a private
+# Dovecot holding generated mailboxes of 1,000, 10,000 and 50,000 messages, side
+# by side with the floor (the same header fetch by the simplest client,
+# bench/floor.py) and mbsync syncing the same mailbox.  Not a test: it prints
+# figures.  BENCH_SIZES="1000 10000" to run fewer.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+. tests/lib/servers.sh
+# The benchmark's own tools: mbsync to compare with, bc for the arithmetic.
+for tool in mbsync:isync bc:bc time:time; do
+	command -v "${tool%%:*}" >/dev/null 2>&1 || [ -x "/usr/bin/${tool%%:*}" ] && continue
+	$( [ "$(id -u)" -eq 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends "${tool#*:}" >/dev/null
+done
+sizes=${BENCH_SIZES:-"1000 10000 50000"}
+dir=$(mktemp -d /tmp/ipcased-bench.XXXXXX)
+trap 'servers_stop "$dir/srv"; rm -rf "$dir"' EXIT
+servers_start "$dir/srv" >/dev/null || exit 1
+write_config "$dir/srv" || exit 1
+conf=$dir/srv/ipcased.conf
+# The bench measures INBOX alone: the floor and mbsync see nothing else.
+sed -i 's/^    sent_folder = "Sent";$//' "$conf"
+home=$(doveadm -c "$DOVECOT_CONF" user -f home "$MAIL_USER")
+maildir=$home/Maildir
+owner=$(stat -c %U "$home")
+
+have=0
+grow() {	# the mailbox holds $1 messages afterwards
+	/usr/bin/python3 bench/genmail.py "$maildir" "$have" "$(( $1 - have ))" tests/samples
+	chown -R "$owner" "$maildir"
+	doveadm -c "$DOVECOT_CONF" force-resync -u "$MAIL_USER" INBOX
+	have=$1
+	/usr/bin/python3 bench/floor.py "$IMAP_PORT" "$CA_FILE" "$MAIL_USER" "$MAIL_PASS_FILE" >/dev/null
+}
+
+# ipcased --once; prints "wall_s bytes parent_rss_kib fetcher_rss_kib cases"
+run_daemon() {
+	local log=$dir/daemon.log t
+	t=$( { /usr/bin/time -f '%e' daemon/ipcased -c "$conf" --once --foreground 2>"$log"; } 2>&1 | tail -1)
+	local bytes prss frss
+	bytes=$(sed -n 's/.*fetcher done: \([0-9]*\) bytes received.*/\1/p' "$log" | tail -1)
+	frss=$(sed -n 's/.*fetcher done: .*peak RSS \([0-9]*\) KiB.*/\1/p' "$log" | tail -1)
+	prss=$(sed -n 's/.*done: peak RSS \([0-9]*\) KiB.*/\1/p' "$log" | grep -v fetcher | tail -1)
+	echo "$t ${bytes:-0} ${prss:-0} ${frss:-0}"
+}
+
+run_mbsync() {
+	rm -rf "$dir/mbsync" && mkdir -p "$dir/mbsync"
+	cat >"$dir/mbsyncrc" <<EOF
+IMAPAccount bench
+Host localhost
+Port $IMAP_PORT
+User $MAIL_USER
+PassCmd "cat $MAIL_PASS_FILE"
+SSLType IMAPS
+CertificateFile $CA_FILE
+IMAPStore remote
+Account bench
+MaildirStore local
+Path $dir/mbsync/
+Inbox $dir/mbsync/INBOX
+Channel bench
+Far :remote:
+Near :local:
+Patterns INBOX
+Create Near
+Sync Pull
+SyncState *
+EOF
+	/usr/bin/time -f '%e' mbsync -q -c "$dir/mbsyncrc" bench 2>&1 >/dev/null | tail -1
+}
+
+printf '%-8s %-22s %9s %10s %12s %10s %10s\n' messages client wall_s msgs_per_s bytes_per_msg rss_kib x_floor
+for n in $sizes; do
+	grow "$n"
+	rm -f "$dir/srv/state.db"*
+	read -r fm fb fs < <(/usr/bin/python3 bench/floor.py "$IMAP_PORT" "$CA_FILE" "$MAIL_USER" "$MAIL_PASS_FILE")
+	read -r dt db dp df < <(run_daemon)
+	printf '%-8s %-22s %9s %10.0f %12.0f %10s %10s\n' "$n" "floor (floor.py)" "$fs" \
+	    "$(echo "$n / $fs" | bc -l)" "$(echo "$fb / $n" | bc -l)" "-" "1.00"
+	printf '%-8s %-22s %9s %10.0f %12.0f %10s %10.2f\n' "$n" "ipcased first scan" "$dt" \
+	    "$(echo "$n / $dt" | bc -l)" "$(echo "$db / $n" | bc -l)" "$dp/$df" "$(echo "$dt / $fs" | bc -l)"
+	read -r it ib ip if < <(run_daemon)
+	printf '%-8s %-22s %9s %10s %12s %10s %10s\n' "$n" "ipcased idle poll" "$it" "-" \
+	    "${ib}B total" "$ip/$if" "-"
+	if command -v mbsync >/dev/null && [ "$n" -ge 10000 ]; then
+		mt=$(run_mbsync)
+		printf '%-8s %-22s %9s %10.0f %12s %10s %10.2f\n' "$n" "mbsync" "$mt" \
+		    "$(echo "$n / $mt" | bc -l)" "-" "-" "$(echo "$mt / $fs" | bc -l)"
+	fi
+done
+echo "rss_kib: parent/fetcher peak resident set; idle poll: a second --once with no new mail"
