@@ -25,7 +25,8 @@ struct conf_account {
 	enum tls_mode	 tls;
 	char		*user;
 	enum auth_mech	 auth;
-	char		*password_file;		/* LOGIN/PLAIN: the password */
+	char		*password_file;		/* LOGIN/PLAIN: the password, as written (secret_read() with conf->dir) */
+	char		*password;		/* LOGIN/PLAIN inline, only from a file of mode 0600; NULL when password_file is used */
 	char		*oauth_token_url;	/* XOAUTH2: token endpoint (https) */
 	char		*oauth_client_id;
 	char		*oauth_client_secret_file;	/* may be NULL */
@@ -42,7 +43,8 @@ struct conf_account {
 struct conf_smtp {
 	char		*url;			/* smtps://host:465 or smtp://host:587 (STARTTLS required) */
 	char		*user;			/* NULL: no AUTH */
-	char		*password_file;
+	char		*password_file;		/* with user; as written (secret_read() with conf->dir) */
+	char		*password;		/* inline, only from a file of mode 0600; NULL when password_file is used */
 	char		*ca_file;		/* NULL: system trust */
 	char		*from;			/* envelope and header From */
 	char	       **to;			/* the seller's addresses; NULL-terminated, at least one */
@@ -72,8 +74,8 @@ struct conf_reminders {
 
 struct conf {
 	char			*path;		/* the file read */
-	char			*dir;		/* its directory: relative paths start here */
-	char			*state_path;	/* sqlite database */
+	char			*dir;		/* its directory, made absolute: relative paths and @include start here */
+	char			*state_path;	/* sqlite database, resolved: relative to $STATE_DIRECTORY when set, else to dir */
 	int			 poll_interval;	/* seconds */
 	struct conf_account	*accounts;
 	size_t			 naccounts;
@@ -107,7 +109,10 @@ const config_setting_t *conf_section(const struct conf *, const char *name);
  * Validating getters for modules that read their own section.  Each reports
  * a missing required key, a wrong type or an unknown key as conf_error().
  * Strings are malloc'd copies the caller owns.  Return 0 when found and
- * valid, 1 when absent and optional, -1 on error.
+ * valid, 1 when absent and optional, -1 on error.  Unless 0 is returned,
+ * string outputs are set to NULL and numbers and booleans are left alone
+ * (so a default stored there first stays).  conf_get_int refuses 64-bit
+ * values (5L) and literals libconfig 1.5 truncated to fit an int.
  */
 int	 conf_check_keys(struct conf *, const config_setting_t *group, const char *const known[]);
 int	 conf_get_string(struct conf *, const config_setting_t *group, const char *key, bool required, char **out);
