@@ -24,4 +24,11 @@ int	schedule_send_due(struct store *, const struct conf *, time_t now);
 /* When something will next be due (a threshold, a retry); 0 when nothing is pending. */
 time_t	schedule_next_wakeup(struct store *, const struct conf *, time_t now);
 
+/*
+ * from + days business days in the seller's time zone: Saturdays, Sundays
+ * and reminders.holidays do not count; the local time of day is kept.
+ * days <= 0 returns from.  For deadlines given as "Nbd".
+ */
+time_t	schedule_add_business_days(const struct conf *, time_t from, int days);
+
 #endif
