@@ -45,12 +45,16 @@ struct message {
 
 	char	 *text;			/* body text (plain parts, else HTML as text), may contain newlines; NULL with MSG_NO_BODY */
 	size_t	  text_len;
-	char	 *forwarded_text;	/* text of attached/forwarded message/rfc822 parts, kept apart; NULL if none */
+	char	 *forwarded_text;	/* forwarded mail kept apart: message/rfc822 parts and inline "Forwarded message" blocks; NULL if none */
 	size_t	  forwarded_len;
 	unsigned  flags;		/* MSG_* */
 
 	char	 *raw;			/* the bytes as fetched (evidence); may hold NULs */
 	size_t	  raw_len;
+
+	/* Private to message.c: the top header block (NULs as spaces, at most MESSAGE_MAX_HEADER_LINES) for message_header(). */
+	char	 *headers;
+	size_t	  headers_len;
 };
 
 /*
