@@ -27,9 +27,10 @@
 #define REMINDER_MAX_SEC	(365L * 86400)
 #define SOURCE_MAX		(16 * 1024 * 1024)
 
+/* rules and rule_settings belong to rules.c, which validates them itself. */
 static const char *const top_keys[] = {
 	"state", "poll_interval", "accounts", "smtp", "tasks", "reminders",
-	"amazon_domains", "rules", NULL
+	"amazon_domains", "rules", "rule_settings", NULL
 };
 
 static const char *const account_keys[] = {
@@ -559,6 +560,19 @@ conf_path(const struct conf *conf, const char *path)
 	return xasprintf("%s/%s", conf->dir, path);
 }
 
+/* A CA file is public and read where it is: relative to the config's directory. */
+static void
+resolve_path(const struct conf *conf, char **path)
+{
+	char	*full;
+
+	if (*path == NULL || (*path)[0] == '/')
+		return;
+	full = conf_path(conf, *path);
+	free(*path);
+	*path = full;
+}
+
 /* The directory of path, absolute when it exists, so a later chdir does not matter. */
 static char *
 dir_of(const char *path)
@@ -1079,6 +1093,7 @@ load_account(struct conf *conf, const config_setting_t *g, struct conf_account *
 	load_account_auth(conf, g, a);
 	get_text(conf, g, "ca_file", false, "give a PEM file or remove the setting "
 	    "for the system trust store", &a->ca_file);
+	resolve_path(conf, &a->ca_file);
 	if (conf_get_strings(conf, g, "folders", false, &a->folders) == 0) {
 		if (a->folders[0] == NULL) {
 			s = member(g, "folders");
@@ -1206,6 +1221,7 @@ load_smtp(struct conf *conf, const config_setting_t *root)
 		reject_keys(conf, g, password_keys, "is only used with user");
 	get_text(conf, g, "ca_file", false, "give a PEM file or remove the setting "
 	    "for the system trust store", &m->ca_file);
+	resolve_path(conf, &m->ca_file);
 	if (conf_get_string(conf, g, "from", true, &m->from) == 0)
 		check_address(conf, member(g, "from"), m->from);
 	if (conf_get_strings(conf, g, "to", true, &m->to) == 0) {

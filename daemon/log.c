@@ -46,6 +46,8 @@ log_set_verbose(int v)
 	verbose = v;
 }
 
+static void vlog(int, const char *, va_list, const char *) __attribute__((format(printf, 2, 0)));
+
 static void
 vlog(int priority, const char *fmt, va_list ap, const char *suffix)
 {

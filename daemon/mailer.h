@@ -31,6 +31,7 @@ struct mail_case {
 	const char	 *next_task;		/* the most urgent open task, NULL if none */
 	time_t		  next_due;
 	const char	 *correspondence;	/* "2024-09-12 you -> legal@...: subject" lines; may be NULL */
+	const char	 *urgency;		/* "normal" | "high"; NULL = normal (added by mailer: digest order) */
 };
 
 struct reminder {

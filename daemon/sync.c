@@ -476,6 +476,7 @@ ingest(struct account *a, struct batch_item *it)
 	char			*subject;
 
 	memset(&rep, 0, sizeof(rep));
+	memset(&v, 0, sizeof(v));
 	rules_classify(a->sync->rules, a->sync->conf, it->full, &v);
 	if (cases_ingest(a->sync->store, a->sync->conf, &origin, it->full, &v, now_wall(),
 	    &rep) != R_OK) {

@@ -491,7 +491,7 @@ test_many_errors(void **state)
 	assert_int_equal(lines, 40);
 	first = xasprintf("%s:2: unknown setting \"pol_interval\" (known: state, "
 	    "poll_interval, accounts, smtp, tasks, reminders, amazon_domains, "
-	    "rules)\n", path);
+	    "rules, rule_settings)\n", path);
 	assert_memory_equal(err, first, strlen(first));
 	assert_non_null(strstr(err, ":18: amazon_domains[2]: \"nodot\" is not a domain"));
 	assert_non_null(strstr(err, ":17: reminders.holidays[0]: \"2026-02-29\" is not a date"));
@@ -517,7 +517,7 @@ test_include_error(void **state)
 	assert_non_null(conf);
 	want = xasprintf("%s/include-error-inc.conf:3: unknown setting "
 	    "\"poll_intervall\" (known: state, poll_interval, accounts, smtp, "
-	    "tasks, reminders, amazon_domains, rules)\n", fixdir);
+	    "tasks, reminders, amazon_domains, rules, rule_settings)\n", fixdir);
 	assert_string_equal(err, want);
 	assert_int_equal(conf->nerrors, 1);
 	assert_non_null(conf_section(conf, "rules"));
