@@ -25,6 +25,7 @@
 #include <json-c/json.h>
 #include <sqlite3.h>
 
+#include "auth.h"
 #include "log.h"
 
 #define DAY			86400L
@@ -200,30 +201,10 @@ lower_dup(const char *s)
 	return d;
 }
 
-/* Is domain one of list (NULL-terminated), or a subdomain of one? */
-static bool
-domain_listed(const char *domain, char *const *list)
-{
-	size_t	dl, ll;
-
-	if (domain == NULL || list == NULL)
-		return false;
-	dl = strlen(domain);
-	for (; *list != NULL; list++) {
-		ll = strlen(*list);
-		if (strcasecmp(domain, *list) == 0)
-			return true;
-		if (dl > ll && domain[dl - ll - 1] == '.' &&
-		    strcasecmp(domain + dl - ll, *list) == 0)
-			return true;
-	}
-	return false;
-}
-
 static bool
 domain_is_amazon(const struct conf *conf, const char *domain)
 {
-	return domain_listed(domain, conf->amazon_domains);
+	return domain != NULL && domain_in_list(domain, conf->amazon_domains);
 }
 
 static bool
@@ -233,7 +214,7 @@ domain_is_freemail(const char *domain)
 
 	if (domain == NULL)
 		return false;
-	if (domain_listed(domain, (char *const *)freemail_domains))
+	if (domain_in_list(domain, (char *const *)freemail_domains))
 		return true;
 	for (i = 0; freemail_prefixes[i] != NULL; i++)
 		if (strncasecmp(domain, freemail_prefixes[i],
@@ -264,86 +245,12 @@ domain_is_seller(const struct conf *conf, const char *domain)
 	return false;
 }
 
-/* Levenshtein distance of a and b, stopping early above 1. */
-static bool
-within_one_edit(const char *a, const char *b)
-{
-	size_t	la = strlen(a), lb = strlen(b), i = 0, j = 0;
-	int	edits = 0;
-
-	if (la > lb + 1 || lb > la + 1)
-		return false;
-	while (i < la && j < lb) {
-		if (a[i] == b[j]) {
-			i++, j++;
-			continue;
-		}
-		if (++edits > 1)
-			return false;
-		if (la > lb)
-			i++;
-		else if (lb > la)
-			j++;
-		else
-			i++, j++;
-	}
-	return edits + (int)(la - i) + (int)(lb - j) <= 1;
-}
-
-/*
- * A domain that reads like Amazon without being one of the configured
- * Amazon domains: digits for letters ("amaz0n"), "rn" for "m", one letter
- * off ("amazom"), or "amazon" inside another name ("amazon-seller.help").
- */
-static bool
-domain_is_lookalike(const struct conf *conf, const char *domain)
-{
-	char	 skel[256], label[64];
-	size_t	 i, n = 0, k;
-	const char *p;
-
-	if (domain == NULL || domain_is_amazon(conf, domain) ||
-	    strlen(domain) >= sizeof(skel))
-		return false;
-	for (i = 0; domain[i] != '\0'; i++) {
-		char	c = (char)tolower((unsigned char)domain[i]);
-
-		switch (c) {
-		case '0': c = 'o'; break;
-		case '1': c = 'l'; break;
-		case '3': c = 'e'; break;
-		case '4': c = 'a'; break;
-		case '5': c = 's'; break;
-		default: break;
-		}
-		if (c == 'n' && n > 0 && skel[n - 1] == 'r')
-			skel[n - 1] = 'm';
-		else if (c == 'v' && n > 0 && skel[n - 1] == 'v')
-			skel[n - 1] = 'w';
-		else
-			skel[n++] = c;
-	}
-	skel[n] = '\0';
-	if (strstr(skel, "amazon") != NULL)
-		return true;
-	for (p = skel; *p != '\0'; p += k + (p[k] != '\0')) {
-		k = strcspn(p, ".-");
-		if (k >= 5 && k < sizeof(label)) {
-			memcpy(label, p, k);
-			label[k] = '\0';
-			if (within_one_edit(label, "amazon"))
-				return true;
-		}
-	}
-	return false;
-}
-
 /* "freemail", "lookalike", both comma-separated, or NULL; malloc'd. */
 static char *
 owner_flags_for(const struct conf *conf, const char *email)
 {
 	const char	*d = domain_of(email);
-	bool		 fm = domain_is_freemail(d), la = domain_is_lookalike(conf, d);
+	bool		 fm = domain_is_freemail(d), la = d != NULL && domain_is_lookalike(d, conf->amazon_domains);
 
 	if (fm && la)
 		return xstrdup("freemail,lookalike");
@@ -1439,7 +1346,14 @@ ingest_follow_up(struct ingest *ix)
 {
 	const struct verdict *v = ix->v;
 	struct store	*s = ix->s;
-	bool		 amazon = v->authentic, outbound = false;
+	/*
+	 * Only Amazon resolves a case: a rights owner's own "we retracted" is
+	 * authentic as the owner's mail, yet Amazon accepts a retraction only
+	 * once it confirms it.
+	 */
+	const char	*from_domain = ix->m->from_addr ? address_domain(ix->m->from_addr) : NULL;
+	bool		 amazon = v->authentic && from_domain != NULL &&
+	    domain_in_list(from_domain, ix->conf->amazon_domains), outbound = false;
 	int64_t		 case_id = 0;
 	char		 status[32];
 	const char	*role;

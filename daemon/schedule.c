@@ -425,11 +425,6 @@ plan_cancel(struct store *s, time_t now)
 		  "cancelled: task done" },
 		{ "UPDATE outbox SET status = 'cancelled', last_reply = ?1"
 		  " WHERE kind = 'task' AND status IN ('pending', 'held')"
-		  " AND EXISTS (SELECT 1 FROM cases c"
-		  " WHERE c.id = outbox.case_id AND c.status <> 'open')",
-		  "cancelled: case closed" },
-		{ "UPDATE outbox SET status = 'cancelled', last_reply = ?1"
-		  " WHERE kind = 'task' AND status IN ('pending', 'held')"
 		  " AND EXISTS (SELECT 1 FROM cases c WHERE c.id = outbox.case_id"
 		  " AND c.snoozed_until > ?2)",
 		  "cancelled: case snoozed" },
@@ -698,9 +693,14 @@ plan_tasks_load(struct store *s, time_t now, struct plan_task **out, size_t *nou
 	size_t		 n = 0, cap = 0;
 	int		 rc;
 
+	/*
+	 * The task's own status decides, not the case's: resolving a case
+	 * cancels its tasks but opens resume and prevent, which still need
+	 * their reminders.
+	 */
 	st = store_stmt(s, "SELECT t.case_id, t.task, t.due FROM tasks t"
 	    " JOIN cases c ON c.id = t.case_id"
-	    " WHERE t.status = 'open' AND c.status = 'open'"
+	    " WHERE t.status = 'open'"
 	    " AND (c.snoozed_until IS NULL OR c.snoozed_until <= ?1)"
 	    " ORDER BY c.urgency = 'high' DESC, t.due, t.id");
 	sqlite3_bind_int64(st, 1, now);
@@ -1061,7 +1061,8 @@ digest_cases_load(struct store *s, GTimeZone *tz, struct case_view **out, size_t
 	size_t		 n = 0, cap = 0, i, nviews = 0;
 	int		 rc, ret = -1;
 
-	st = store_stmt(s, "SELECT c.id FROM cases c WHERE c.status = 'open'"
+	st = store_stmt(s, "SELECT c.id FROM cases c WHERE (c.status = 'open' OR EXISTS"
+	    " (SELECT 1 FROM tasks t WHERE t.case_id = c.id AND t.status = 'open'))"
 	    " ORDER BY c.urgency = 'high' DESC,"
 	    " (SELECT min(t.due) FROM tasks t WHERE t.case_id = c.id"
 	    "  AND t.status = 'open') IS NULL,"
@@ -1137,7 +1138,7 @@ task_still_open(struct store *s, const struct outbox_row *row, time_t now, time_
 
 	st = store_stmt(s, "SELECT t.due FROM tasks t JOIN cases c"
 	    " ON c.id = t.case_id WHERE t.case_id = ?1 AND t.task = ?2"
-	    " AND t.status = 'open' AND c.status = 'open'"
+	    " AND t.status = 'open'"
 	    " AND (c.snoozed_until IS NULL OR c.snoozed_until <= ?3)");
 	sqlite3_bind_int64(st, 1, row->case_id);
 	sqlite3_bind_text(st, 2, row->task, -1, SQLITE_STATIC);
@@ -1562,7 +1563,7 @@ schedule_next_wakeup(struct store *s, const struct conf *conf, time_t now)
 
 	st = store_stmt(s, "SELECT t.due, c.snoozed_until FROM tasks t"
 	    " JOIN cases c ON c.id = t.case_id"
-	    " WHERE t.status = 'open' AND c.status = 'open'");
+	    " WHERE t.status = 'open'");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		due = (time_t)sqlite3_column_int64(st, 0);
 		snoozed = sqlite3_column_type(st, 1) == SQLITE_NULL ? 0 :
