@@ -7,6 +7,7 @@ BINDIR	 = $(PREFIX)/bin
 MANDIR	 = $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 UNITDIR	?= /lib/systemd/system
+SYSUSERSDIR ?= /usr/lib/sysusers.d
 
 CC	?= cc
 VERSION	 = 0.1.0
@@ -72,12 +73,18 @@ install: all
 	install -m 0755 daemon/ipcase $(DESTDIR)$(BINDIR)/ipcase
 	test -e $(DESTDIR)$(SYSCONFDIR)/ipcased/ipcased.conf || \
 		install -m 0640 conf/ipcased.conf $(DESTDIR)$(SYSCONFDIR)/ipcased/ipcased.conf
+	test -e $(DESTDIR)$(SYSCONFDIR)/ipcased/rules.conf || \
+		install -m 0640 conf/rules.conf $(DESTDIR)$(SYSCONFDIR)/ipcased/rules.conf
 	install -m 0644 systemd/ipcased.service $(DESTDIR)$(UNITDIR)/ipcased.service
+	install -d $(DESTDIR)$(SYSUSERSDIR)
+	install -m 0644 systemd/ipcased.sysusers $(DESTDIR)$(SYSUSERSDIR)/ipcased.conf
+	@echo "installed; as root: systemd-sysusers && chgrp ipcased $(SYSCONFDIR)/ipcased/*.conf"
 	for m in doc/*.[158]; do [ -e "$$m" ] || continue; \
 		s=$${m##*.}; install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/ipcased $(DESTDIR)$(BINDIR)/ipcase $(DESTDIR)$(UNITDIR)/ipcased.service
+	rm -f $(DESTDIR)$(SBINDIR)/ipcased $(DESTDIR)$(BINDIR)/ipcase $(DESTDIR)$(UNITDIR)/ipcased.service \
+		$(DESTDIR)$(SYSUSERSDIR)/ipcased.conf
 	for m in doc/*.[158]; do [ -e "$$m" ] || continue; \
 		s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
 

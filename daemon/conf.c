@@ -36,7 +36,7 @@ static const char *const top_keys[] = {
 static const char *const account_keys[] = {
 	"name", "host", "port", "tls", "user", "auth", "password", "password_file",
 	"oauth_token_url", "oauth_client_id", "oauth_client_secret_file",
-	"oauth_refresh_token_file", "ca_file", "folders", "sent_folder",
+	"oauth_refresh_token_file", "oauth_scope", "ca_file", "folders", "sent_folder",
 	"initial_scan_days", "timeout", "authserv_ids", NULL
 };
 
@@ -44,7 +44,7 @@ static const char *const account_keys[] = {
 static const char *const password_keys[] = { "password", "password_file", NULL };
 static const char *const oauth_keys[] = {
 	"oauth_token_url", "oauth_client_id", "oauth_client_secret_file",
-	"oauth_refresh_token_file", NULL
+	"oauth_refresh_token_file", "oauth_scope", NULL
 };
 
 static const char *const smtp_keys[] = {
@@ -1009,6 +1009,8 @@ load_account_auth(struct conf *conf, const config_setting_t *g, struct conf_acco
 	    "remove the setting", &a->oauth_client_secret_file);
 	get_text(conf, g, "oauth_refresh_token_file", true, "give the file that "
 	    "holds the refresh token", &a->oauth_refresh_token_file);
+	get_text(conf, g, "oauth_scope", false, "give the scopes separated by "
+	    "spaces or remove the setting", &a->oauth_scope);
 }
 
 /* Each element of a list of names: not empty, no control characters. */
@@ -1543,6 +1545,7 @@ account_clear(struct conf_account *a)
 	secret_free(a->password);
 	free(a->oauth_token_url);
 	free(a->oauth_client_id);
+	free(a->oauth_scope);
 	free(a->oauth_client_secret_file);
 	free(a->oauth_refresh_token_file);
 	free(a->ca_file);

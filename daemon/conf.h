@@ -31,6 +31,7 @@ struct conf_account {
 	char		*oauth_client_id;
 	char		*oauth_client_secret_file;	/* may be NULL */
 	char		*oauth_refresh_token_file;	/* rewritten when the provider rotates it */
+	char		*oauth_scope;		/* XOAUTH2: sent with the refresh (Microsoft 365 wants it); may be NULL */
 	char		*ca_file;		/* NULL: system trust */
 	char	       **folders;		/* NULL-terminated; default { "INBOX" } */
 	char		*sent_folder;		/* NULL: found by SPECIAL-USE \Sent */

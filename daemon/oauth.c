@@ -132,6 +132,8 @@ oauth_refresh(const struct conf *conf, const struct conf_account *acct, char **t
 	form_field(c, &form, "client_id", acct->oauth_client_id);
 	if (client_secret != NULL)
 		form_field(c, &form, "client_secret", client_secret);
+	if (acct->oauth_scope != NULL)
+		form_field(c, &form, "scope", acct->oauth_scope);
 	curl_easy_setopt(c, CURLOPT_URL, acct->oauth_token_url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, form.data);
