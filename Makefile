@@ -34,11 +34,18 @@ TESTS	 = $(patsubst %.c,%,$(wildcard tests/test_*.c))
 
 all: $(PROGS)
 
+# Objects remember the flags they were built with: `make check SANITIZE=1`
+# after a plain build rebuilds everything instead of mixing the two.
+FLAGS_STAMP = daemon/.build-flags
+$(FLAGS_STAMP): FORCE
+	@echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $@
+FORCE:
+
 $(LIB): $(OBJS)
 	rm -f $@
 	$(AR) rcs $@ $(OBJS)
 
-daemon/%.o: daemon/%.c $(wildcard daemon/*.h)
+daemon/%.o: daemon/%.c $(wildcard daemon/*.h) $(FLAGS_STAMP)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 daemon/ipcased: daemon/ipcased.o $(LIB)
@@ -47,7 +54,7 @@ daemon/ipcased: daemon/ipcased.o $(LIB)
 daemon/ipcase: daemon/ipcase.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-tests/test_%: tests/test_%.c $(LIB) $(wildcard daemon/*.h)
+tests/test_%: tests/test_%.c $(LIB) $(wildcard daemon/*.h) $(FLAGS_STAMP)
 	$(CC) $(CFLAGS) -Idaemon $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
 deps:
@@ -89,7 +96,7 @@ uninstall:
 		s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
 
 clean:
-	rm -f daemon/*.o $(LIB) $(PROGS) $(TESTS)
+	rm -f daemon/*.o $(LIB) $(PROGS) $(TESTS) $(FLAGS_STAMP)
 
 # For building one module's test by hand: cc $$(make -s print-cflags) ... $$(make -s print-ldlibs)
 print-cflags:
@@ -97,4 +104,4 @@ print-cflags:
 print-ldlibs:
 	@echo $(LDLIBS) -lcmocka
 
-.PHONY: all check demo bench fuzz deps install uninstall clean print-cflags print-ldlibs
+.PHONY: FORCE all check demo bench fuzz deps install uninstall clean print-cflags print-ldlibs

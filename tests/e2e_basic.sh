@@ -1,0 +1,112 @@
+#!/bin/bash
+# e2e_basic.sh — end to end against real servers: the 25 samples in a private Dovecot, one `ipcased --once`, cases and reminders checked against the manifest.
+#
+# Proves: every case-opening notice opens exactly one case with the manifest's
+# fields; follow-ups join their case; phishing and negatives open none; reminders
+# and a phishing alert reach the SMTP server; no flag in the mailbox changes;
+# a second run changes nothing and sends nothing.
+# KEEP=1 keeps the work directory (kept anyway on failure).
+set -u
+cd "$(dirname "$0")/.." || exit 1
+. tests/lib/tap.sh
+. tests/lib/servers.sh
+
+PY=/usr/bin/python3
+SAMPLES=${E2E_SAMPLES:-tests/samples}
+MANIFEST=$SAMPLES/manifest.tsv
+SELLER=ops@shop.example
+IPCASED=daemon/ipcased
+IPCASE=daemon/ipcase
+# The relative paths of the test config must resolve to its own directory.
+unset STATE_DIRECTORY CREDENTIALS_DIRECTORY
+
+DIR=$(mktemp -d /tmp/ipcased-e2e.XXXXXX) || exit 1
+cleanup() {
+	servers_stop "$DIR"
+	if [ "$TAP_FAILED" -eq 0 ] && [ "${KEEP:-0}" != 1 ]; then
+		rm -rf "$DIR"
+	else
+		echo "# work directory kept: $DIR"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+[ -x "$IPCASED" ] && [ -x "$IPCASE" ] || tap_bail "$IPCASED and $IPCASE are built"
+[ -r "$MANIFEST" ] || tap_bail "the samples are in $SAMPLES"
+
+servers_start "$DIR" >"$DIR/servers.log" 2>&1 ||
+    tap_bail "private Dovecot and SMTP server start" "$DIR/servers.log"
+tap_ok 0 "private Dovecot (imaps 127.0.0.1:$IMAP_PORT) and SMTP (127.0.0.1:$SMTP_PORT) started"
+
+# Deliver every sample into the folder the manifest names.
+n_inbox=0
+n_sent=0
+rc=0
+while IFS=$'\t' read -r file folder _; do
+	[ "$file" = file ] && continue
+	mail_append "$DIR" "$folder" "$SAMPLES/$file" >>"$DIR/append.log" 2>&1 || rc=1
+	case "$folder" in
+	INBOX) n_inbox=$((n_inbox + 1)) ;;
+	Sent) n_sent=$((n_sent + 1)) ;;
+	esac
+done <"$MANIFEST"
+mail_flags "$DIR" INBOX >"$DIR/flags.inbox.before" 2>>"$DIR/append.log" || rc=1
+mail_flags "$DIR" Sent >"$DIR/flags.sent.before" 2>>"$DIR/append.log" || rc=1
+[ "$(wc -l <"$DIR/flags.inbox.before")" -eq "$n_inbox" ] &&
+    [ "$(wc -l <"$DIR/flags.sent.before")" -eq "$n_sent" ] || rc=1
+tap_ok "$rc" "$((n_inbox + n_sent)) samples delivered ($n_inbox to INBOX, $n_sent to Sent)" "$DIR/append.log" ||
+    tap_bail "the mailbox holds the samples"
+
+write_config "$DIR" >"$DIR/config.log" 2>&1 || tap_bail "test config written" "$DIR/config.log"
+CONF=$DIR/ipcased.conf
+tap_run "ipcased --check-config accepts the test config" "$IPCASED" -c "$CONF" --check-config ||
+    tap_bail "the test config is usable"
+
+# First run: read everything, open cases, send reminders.
+timeout 120 "$IPCASED" -c "$CONF" --once --foreground >"$DIR/run1.log" 2>&1 </dev/null
+rc=$?
+tap_ok "$rc" "ipcased --once --foreground exits 0 (exit $rc)" "$DIR/run1.log"
+
+"$IPCASE" -c "$CONF" list --all --json >"$DIR/cases1.json" 2>"$DIR/list1.err"
+rc=$?
+tap_ok "$rc" "ipcase list --all --json exits 0" "$DIR/list1.err"
+
+tap_feed_cmd "cases checked against the manifest" \
+    "$PY" tests/lib/check_cases.py cases "$MANIFEST" "$DIR/cases1.json"
+tap_feed_cmd "mail received by the SMTP server checked" \
+    "$PY" tests/lib/check_cases.py smtp "$MANIFEST" "$DIR/cases1.json" "$SMTP_MAILDIR" "$SMTP_LOG" "$SELLER"
+
+check_flags() {
+	local f rc=0
+	: >"$DIR/flags.diff"
+	for f in inbox sent; do
+		mail_flags "$DIR" "$([ $f = inbox ] && echo INBOX || echo Sent)" >"$DIR/flags.$f.after" 2>&1
+		diff -u "$DIR/flags.$f.before" "$DIR/flags.$f.after" >>"$DIR/flags.diff" || rc=1
+	done
+	tap_ok "$rc" "$1" "$DIR/flags.diff"
+}
+check_flags "no message gained or lost a flag, none was added or removed"
+
+# The passwords must not show up in anything ipcased printed.
+rc=0
+grep -qF -e "$MAIL_PASS" -e "$SMTP_PASS" "$DIR/run1.log" "$DIR/cases1.json" && rc=1
+tap_ok "$rc" "no password in ipcased's output"
+
+# Second run: the same state, nothing new sent.
+cp "$SMTP_LOG" "$DIR/smtp.before"
+find "$SMTP_MAILDIR" -type f | sort >"$DIR/smtp.files.before"
+timeout 120 "$IPCASED" -c "$CONF" --once --foreground >"$DIR/run2.log" 2>&1 </dev/null
+rc=$?
+tap_ok "$rc" "a second ipcased --once exits 0 (exit $rc)" "$DIR/run2.log"
+"$IPCASE" -c "$CONF" list --all --json >"$DIR/cases2.json" 2>"$DIR/list2.err"
+tap_ok $? "ipcase list --all --json exits 0 after the second run" "$DIR/list2.err"
+tap_feed_cmd "second run compared" "$PY" tests/lib/check_cases.py same "$DIR/cases1.json" "$DIR/cases2.json"
+find "$SMTP_MAILDIR" -type f | sort >"$DIR/smtp.files.after"
+rc=0
+cmp -s "$DIR/smtp.before" "$SMTP_LOG" && cmp -s "$DIR/smtp.files.before" "$DIR/smtp.files.after" || rc=1
+diff "$DIR/smtp.before" "$SMTP_LOG" >"$DIR/smtp.diff" 2>&1
+tap_ok "$rc" "the second run sent no mail" "$DIR/smtp.diff"
+check_flags "after two runs the flags are still unchanged"
+
+tap_done
