@@ -28,4 +28,12 @@ void	auth_check(const struct message *m, char *const *amazon_domains,
 /* Is domain (lower case) one of the list or a subdomain of one? */
 bool	domain_in_list(const char *domain, char *const *list);
 
+/*
+ * Does domain resemble Amazon without being one of amazon_domains?  Punycode
+ * labels are decoded, confusable letters and digits folded (amaz0n, arnazon,
+ * Cyrillic a), and "amazon" give or take one letter or "amzn" anywhere in the
+ * name counts (amazon-seller-support.com, sellercentral-amazon.example).
+ */
+bool	domain_is_lookalike(const char *domain, char *const *amazon_domains);
+
 #endif

@@ -54,8 +54,15 @@ void		 rules_free(struct rules *);		/* NULL is a no-op */
  */
 bool		 rules_prescreen(const struct rules *, const struct message *headers);
 
-/* Classifies a decoded message and extracts its fields.  Never fails; out is cleared first. */
+/*
+ * Classifies a decoded message and extracts its fields.  Never fails; out is
+ * cleared first.  Trusts the Authentication-Results of every account's
+ * authserv_ids.
+ */
 void		 rules_classify(const struct rules *, const struct conf *, const struct message *, struct verdict *out);
+/* The same, trusting only authserv_ids (NULL-terminated; empty = the topmost header): one account's. */
+void		 rules_classify_ids(const struct rules *, char *const *authserv_ids,
+		    const struct message *, struct verdict *out);
 
 void		 verdict_clear(struct verdict *);
 const char	*kind_name(enum kind);			/* "ip_notice", ... */

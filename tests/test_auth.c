@@ -1,0 +1,346 @@
+/* test_auth.c — auth: trusted Authentication-Results, DKIM alignment, DMARC, look-alike senders. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "auth.h"
+#include "message.h"
+
+static char *amazon[] = {
+	"amazon.com", "amazon.de", "amazon.co.uk", "amazon.co.jp", "amazon.fr", NULL
+};
+static char *ours[] = { "mx.seller-mail.example", NULL };
+static char *none[] = { NULL };
+static char *no_addrs[] = { NULL };
+
+#define AR_PASS_COM "mx.seller-mail.example;\n\tdkim=pass (2048-bit key) " \
+	"header.d=amazon.com header.i=@amazon.com header.b=abc;\n\tdkim=pass " \
+	"header.d=amazonses.com header.b=def;\n\tspf=pass (mx.seller-mail.example: " \
+	"domain of x@amazonses.com designates 1.2.3.4 as permitted sender) " \
+	"smtp.mailfrom=x@amazonses.com;\n\tdmarc=pass (p=QUARANTINE sp=QUARANTINE " \
+	"dis=NONE) header.from=amazon.com"
+
+/* A message with only the headers auth_check() reads. */
+static void
+msg_init(struct message *m, char *from, char *name, char **ar)
+{
+	memset(m, 0, sizeof(*m));
+	m->from_addr = from;
+	m->from_name = name;
+	m->to_addrs = no_addrs;
+	m->references = no_addrs;
+	m->auth_results = ar;
+}
+
+static void
+test_exact_pass(void **state)
+{
+	char			*ar[] = { AR_PASS_COM, NULL };
+	struct message		 m;
+	struct auth_verdict	 v;
+
+	(void)state;
+	msg_init(&m, "notice-dispute@amazon.com", NULL, ar);
+	auth_check(&m, amazon, ours, &v);
+	assert_true(v.amazon_from);
+	assert_true(v.trusted_header);
+	assert_true(v.dkim_aligned);
+	assert_true(v.dmarc_pass);
+	assert_false(v.dmarc_fail);
+	assert_false(v.lookalike);
+	assert_true(v.authentic);
+	assert_string_equal(v.reason, "dmarc=pass dkim=amazon.com");
+}
+
+static void
+test_subdomain_from_parent_dkim(void **state)
+{
+	char			*ar[] = { "mx.seller-mail.example; dkim=pass header.d=amazon.com; "
+	    "dmarc=pass header.from=marketplace.amazon.com", NULL };
+	struct message		 m;
+	struct auth_verdict	 v;
+
+	(void)state;
+	msg_init(&m, "buyer@marketplace.amazon.com", NULL, ar);
+	auth_check(&m, amazon, ours, &v);
+	assert_true(v.dkim_aligned);
+	assert_true(v.authentic);
+}
+
+static void
+test_forged_below_trusted(void **state)
+{
+	/* The provider's header says fail; the sender wrote a "pass" one further down. */
+	char			*ar[] = {
+		"mx.seller-mail.example; dkim=none (message not signed); spf=fail "
+		"smtp.mailfrom=notice-dispute@amazon.com; dmarc=fail (p=QUARANTINE) "
+		"header.from=amazon.com",
+		AR_PASS_COM, NULL };
+	struct message		 m;
+	struct auth_verdict	 v;
+
+	(void)state;
+	msg_init(&m, "notice-dispute@amazon.com", "Amazon", ar);
+	auth_check(&m, amazon, ours, &v);
+	assert_true(v.trusted_header);
+	assert_true(v.dmarc_fail);
+	assert_false(v.dmarc_pass);
+	assert_false(v.dkim_aligned);
+	assert_false(v.authentic);
+	assert_non_null(strstr(v.reason, "dmarc=fail"));
+}
+
+static void
+test_forged_below_foreign(void **state)
+{
+	/* A header of another receiver sits between ours and the forged one. */
+	char			*ar[] = {
+		"mx.seller-mail.example; dkim=none; dmarc=none header.from=amazon.com",
+		"spamfilter.other.example; dkim=pass header.d=amazon.com",
+		AR_PASS_COM, NULL };
+	struct message		 m;
+	struct auth_verdict	 v;
+
+	(void)state;
+	msg_init(&m, "notice-dispute@amazon.com", NULL, ar);
+	auth_check(&m, amazon, ours, &v);
+	assert_false(v.dkim_aligned);
+	assert_false(v.dmarc_pass);
+	assert_false(v.authentic);
+}
+
+static void
+test_foreign_authserv_id(void **state)
+{
+	char			*ar[] = { "mx.relay-attacker.example; dkim=pass header.d=amazon.com; "
+	    "dmarc=pass header.from=amazon.com", NULL };
+	struct message		 m;
+	struct auth_verdict	 v;
+
+	(void)state;
+	msg_init(&m, "seller-performance@amazon.com", "Amazon", ar);
+	auth_check(&m, amazon, ours, &v);
+	assert_false(v.trusted_header);
+	assert_false(v.dmarc_pass);
+	assert_false(v.authentic);
+	assert_non_null(strstr(v.reason, "no trusted Authentication-Results"));
+}
+
+static void
+test_no_ids_trusts_topmost_only(void **state)
+{
+	char			*top_pass[] = { AR_PASS_COM, "x.example; dmarc=fail", NULL };
+	char			*top_fail[] = { "whatever.example; dmarc=fail header.from=amazon.com",
+	    AR_PASS_COM, NULL };
+	struct message		 m;
+	struct auth_verdict	 v;
+
+	(void)state;
+	msg_init(&m, "notice-dispute@amazon.com", NULL, top_pass);
+	auth_check(&m, amazon, none, &v);
+	assert_true(v.authentic);
+	msg_init(&m, "notice-dispute@amazon.com", NULL, top_fail);
+	auth_check(&m, amazon, none, &v);
+	assert_false(v.authentic);
+	assert_true(v.dmarc_fail);
+}
+
+static void
+test_no_auth_results(void **state)
+{
+	char			*ar[] = { NULL };
+	struct message		 m;
+	struct auth_verdict	 v;
+
+	(void)state;
+	msg_init(&m, "notice-dispute@amazon.com", NULL, ar);
+	auth_check(&m, amazon, ours, &v);
+	assert_false(v.trusted_header);
+	assert_false(v.authentic);
+	msg_init(&m, "notice-dispute@amazon.com", NULL, NULL);
+	auth_check(&m, amazon, ours, &v);
+	assert_false(v.authentic);
+}
+
+static void
+test_dkim_fail(void **state)
+{
+	char			*ar[] = { "mx.seller-mail.example; dkim=fail (bad signature) "
+	    "header.d=amazon.com; dkim=pass header.d=amazonses.com; "
+	    "dmarc=pass header.from=amazon.com", NULL };
+	struct message		 m;
+	struct auth_verdict	 v;
+
+	(void)state;
+	msg_init(&m, "notice-dispute@amazon.com", NULL, ar);
+	auth_check(&m, amazon, ours, &v);
+	assert_true(v.dmarc_pass);
+	assert_false(v.dkim_aligned);
+	assert_false(v.authentic);
+	assert_non_null(strstr(v.reason, "dkim"));
+}
+
+static void
+test_dmarc_fail_amazon_from(void **state)
+{
+	char			*ar[] = { "mx.seller-mail.example; dkim=none (message not signed); "
+	    "spf=fail smtp.mailfrom=notice-dispute@amazon.com; "
+	    "dmarc=fail (p=QUARANTINE sp=QUARANTINE dis=QUARANTINE) header.from=amazon.com", NULL };
+	struct message		 m;
+	struct auth_verdict	 v;
+
+	(void)state;
+	msg_init(&m, "notice-dispute@amazon.com", "Amazon", ar);
+	m.reply_to_addr = "case-team@amazon-notices.test";
+	auth_check(&m, amazon, ours, &v);
+	assert_true(v.amazon_from);
+	assert_true(v.dmarc_fail);
+	assert_false(v.authentic);
+	assert_true(v.lookalike);	/* the foreign Reply-To */
+	assert_string_equal(v.reason, "dmarc=fail for amazon.com");
+}
+
+static void
+test_dmarc_pass_other_domain(void **state)
+{
+	/* dmarc=pass for another domain says nothing about amazon.com. */
+	char			*ar[] = { "mx.seller-mail.example; dkim=pass header.d=amazon.com; "
+	    "dmarc=pass header.from=evil.example", NULL };
+	struct message		 m;
+	struct auth_verdict	 v;
+
+	(void)state;
+	msg_init(&m, "notice-dispute@amazon.com", NULL, ar);
+	auth_check(&m, amazon, ours, &v);
+	assert_false(v.dmarc_pass);
+	assert_false(v.authentic);
+}
+
+static void
+test_syntax_variants(void **state)
+{
+	/* Quoted authserv-id, a version, nested comments, a method version, odd spacing. */
+	char			*ar[] = { "\"mx.seller-mail.example\" 1 (our (nested) mx);\r\n"
+	    " dkim/1 = pass (good \\) sig) reason=\"ok; fine\" header.d = amazon.de "
+	    "header.b=aGVsbG8=;dmarc=pass\theader.from=amazon.de", NULL };
+	struct message		 m;
+	struct auth_verdict	 v;
+
+	(void)state;
+	msg_init(&m, "notice-dispute@amazon.de", NULL, ar);
+	auth_check(&m, amazon, ours, &v);
+	assert_true(v.trusted_header);
+	assert_true(v.dkim_aligned);
+	assert_true(v.dmarc_pass);
+	assert_true(v.authentic);
+}
+
+static void
+test_lookalike_domains(void **state)
+{
+	static const char *const fakes[] = {
+		"amaz0n.com", "arnazon.com", "amazon-seller-support.com",
+		"sellercentral-amazon.co", "sellercentral-amazon-support.test",
+		"amzn-notices.net", "amazn.de", "amason-support.com",
+		"xn--amazn-mye.com",		/* amazоn.com, Cyrillic o */
+		"xn--mazon-seller-w9j.com",	/* аmazon-seller.com, Cyrillic a */
+		"amazon.com.verify-account.example", "f3dven-amazon.com",
+		"\xd0\xb0mazon.com",		/* UTF-8 Cyrillic a */
+		NULL
+	};
+	static const char *const genuine[] = {
+		"amazon.com", "marketplace.amazon.com", "amazon.co.jp", "shop.example",
+		"example.com", "amazingdeals.example", "halvorsentools.example.com",
+		"marketplacemonday.example.com", "xn--mller-kva.de", NULL
+	};
+	size_t	i;
+
+	(void)state;
+	for (i = 0; fakes[i] != NULL; i++) {
+		if (!domain_is_lookalike(fakes[i], amazon))
+			fail_msg("%s should be a look-alike", fakes[i]);
+	}
+	for (i = 0; genuine[i] != NULL; i++) {
+		if (domain_is_lookalike(genuine[i], amazon))
+			fail_msg("%s is no look-alike", genuine[i]);
+	}
+}
+
+static void
+test_lookalike_sender(void **state)
+{
+	char			*ar[] = { "mx.seller-mail.example; dkim=pass header.d=amazon-seller-notices.example; "
+	    "spf=pass smtp.mailfrom=notice@amazon-seller-notices.example; "
+	    "dmarc=pass header.from=amazon-seller-notices.example", NULL };
+	struct message		 m;
+	struct auth_verdict	 v;
+
+	(void)state;
+	/* Everything passes, but for a domain that is not Amazon's. */
+	msg_init(&m, "notice@amazon-seller-notices.example", "Amazon Seller Support", ar);
+	auth_check(&m, amazon, ours, &v);
+	assert_false(v.amazon_from);
+	assert_true(v.lookalike);
+	assert_false(v.authentic);
+	assert_non_null(strstr(v.reason, "look-alike"));
+}
+
+static void
+test_display_name_address(void **state)
+{
+	char			*ar[] = { "mx.seller-mail.example; dkim=pass header.d=mailer-x.example; "
+	    "dmarc=pass header.from=mailer-x.example", NULL };
+	struct message		 m;
+	struct auth_verdict	 v;
+
+	(void)state;
+	msg_init(&m, "alerts@mailer-x.example", "notice-dispute@amazon.com", ar);
+	auth_check(&m, amazon, ours, &v);
+	assert_true(v.lookalike);
+	assert_false(v.authentic);
+	assert_non_null(strstr(v.reason, "display name"));
+
+	/* A plain person's name over a plain domain is nothing. */
+	msg_init(&m, "legal@halvorsentools.example.com", "Peter Lindahl", ar);
+	auth_check(&m, amazon, ours, &v);
+	assert_false(v.lookalike);
+}
+
+static void
+test_domain_in_list(void **state)
+{
+	(void)state;
+	assert_true(domain_in_list("amazon.com", amazon));
+	assert_true(domain_in_list("sellercentral.amazon.co.uk", amazon));
+	assert_false(domain_in_list("notamazon.com", amazon));
+	assert_false(domain_in_list("amazon.com.evil.example", amazon));
+	assert_false(domain_in_list(NULL, amazon));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_exact_pass),
+		cmocka_unit_test(test_subdomain_from_parent_dkim),
+		cmocka_unit_test(test_forged_below_trusted),
+		cmocka_unit_test(test_forged_below_foreign),
+		cmocka_unit_test(test_foreign_authserv_id),
+		cmocka_unit_test(test_no_ids_trusts_topmost_only),
+		cmocka_unit_test(test_no_auth_results),
+		cmocka_unit_test(test_dkim_fail),
+		cmocka_unit_test(test_dmarc_fail_amazon_from),
+		cmocka_unit_test(test_dmarc_pass_other_domain),
+		cmocka_unit_test(test_syntax_variants),
+		cmocka_unit_test(test_lookalike_domains),
+		cmocka_unit_test(test_lookalike_sender),
+		cmocka_unit_test(test_display_name_address),
+		cmocka_unit_test(test_domain_in_list),
+	};
+
+	return cmocka_run_group_tests_name("auth", tests, NULL, NULL);
+}
