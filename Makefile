@@ -35,11 +35,13 @@ TESTS	 = $(patsubst %.c,%,$(wildcard tests/test_*.c))
 all: $(PROGS)
 
 # Objects remember the flags they were built with: `make check SANITIZE=1`
-# after a plain build rebuilds everything instead of mixing the two.
+# after a plain build rebuilds everything instead of mixing the two.  The
+# stamp is rewritten (and so newer than the objects) only when flags change.
 FLAGS_STAMP = daemon/.build-flags
-$(FLAGS_STAMP): FORCE
-	@echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $@
-FORCE:
+FLAGS_NOW := $(CC) $(CFLAGS) $(LDFLAGS)
+ifneq ($(FLAGS_NOW),$(shell cat $(FLAGS_STAMP) 2>/dev/null))
+$(shell printf '%s\n' '$(FLAGS_NOW)' > $(FLAGS_STAMP))
+endif
 
 $(LIB): $(OBJS)
 	rm -f $@
@@ -104,4 +106,4 @@ print-cflags:
 print-ldlibs:
 	@echo $(LDLIBS) -lcmocka
 
-.PHONY: FORCE all check demo bench fuzz deps install uninstall clean print-cflags print-ldlibs
+.PHONY: all check demo bench fuzz deps install uninstall clean print-cflags print-ldlibs

@@ -345,7 +345,7 @@ test_unknown_key(void **state)
 		"6: accounts[0]: unknown setting \"prot\" (known: name, host, port, "
 		    "tls, user, auth, password, password_file, oauth_token_url, "
 		    "oauth_client_id, oauth_client_secret_file, "
-		    "oauth_refresh_token_file, ca_file, folders, sent_folder, "
+		    "oauth_refresh_token_file, oauth_scope, ca_file, folders, sent_folder, "
 		    "initial_scan_days, timeout, authserv_ids)",
 		NULL
 	};
