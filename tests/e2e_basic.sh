@@ -109,4 +109,13 @@ diff "$DIR/smtp.before" "$SMTP_LOG" >"$DIR/smtp.diff" 2>&1
 tap_ok "$rc" "the second run sent no mail" "$DIR/smtp.diff"
 check_flags "after two runs the flags are still unchanged"
 
+# The second run resumes after the last UID the first one committed: it
+# fetches no header and no body again (a few hundred bytes of greeting,
+# login and EXAMINE, against the whole mailbox the first time).
+b1=$(sed -n 's/.*fetcher done: \([0-9]*\) bytes received.*/\1/p' "$DIR/run1.log" | tail -1)
+b2=$(sed -n 's/.*fetcher done: \([0-9]*\) bytes received.*/\1/p' "$DIR/run2.log" | tail -1)
+rc=1
+[ -n "$b1" ] && [ -n "$b2" ] && [ "$b2" -lt 4096 ] && [ "$b2" -lt "$b1" ] && rc=0
+tap_ok "$rc" "the second run fetched nothing again (${b2:-?} bytes received, first run ${b1:-?})"
+
 tap_done
