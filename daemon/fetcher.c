@@ -27,7 +27,10 @@ struct fetcher_ctx {
 	struct imap_session	*imap;
 	int			 fd;		/* our end of the socketpair */
 	bool			 has_idle;
+	struct buf		 out;		/* frames not written yet */
 };
+
+#define FETCHER_OUT_MAX	(256 * 1024)
 
 static int
 write_all(int fd, const void *p, size_t n)
@@ -67,23 +70,33 @@ read_all(int fd, void *p, size_t n)
 	return 0;
 }
 
-int
-frame_send(int fd, enum frame_type type, const struct buf *fields)
+/* Appends one frame to out; -1 when it is larger than FRAME_MAX. */
+static int
+frame_append(struct buf *out, enum frame_type type, const struct buf *fields)
 {
-	struct buf	 head = { 0 };
-	size_t		 n = fields != NULL ? fields->len : 0;
-	int		 ret;
+	size_t	n = fields != NULL ? fields->len : 0;
 
 	if (n + 4 > FRAME_MAX) {
 		log_warnx("frame of %zu bytes refused", n);
 		return -1;
 	}
-	buf_put_u32(&head, (uint32_t)(n + 4));
-	buf_put_u32(&head, (uint32_t)type);
-	ret = write_all(fd, head.data, head.len);
-	if (ret == 0 && n > 0)
-		ret = write_all(fd, fields->data, n);
-	buf_free(&head);
+	buf_put_u32(out, (uint32_t)(n + 4));
+	buf_put_u32(out, (uint32_t)type);
+	if (n > 0)
+		buf_append(out, fields->data, n);
+	return 0;
+}
+
+int
+frame_send(int fd, enum frame_type type, const struct buf *fields)
+{
+	struct buf	out = { 0 };
+	int		ret;
+
+	ret = frame_append(&out, type, fields);
+	if (ret == 0)
+		ret = write_all(fd, out.data, out.len);
+	buf_free(&out);
 	return ret;
 }
 
@@ -130,6 +143,8 @@ fetcher_fail(struct fetcher_ctx *f, enum result why, const char *what)
 	buf_put_u32(&b, (uint32_t)why);
 	buf_put_str(&b, text);
 	free(text);
+	if (f->out.len > 0 && write_all(f->fd, f->out.data, f->out.len) == 0)
+		f->out.len = 0;
 	frame_send(f->fd, F_ERROR, &b);
 	buf_free(&b);
 	imap_free(f->imap);
@@ -137,14 +152,32 @@ fetcher_fail(struct fetcher_ctx *f, enum result why, const char *what)
 }
 
 static void
-send_or_die(struct fetcher_ctx *f, enum frame_type type, struct buf *b)
+flush_or_die(struct fetcher_ctx *f)
 {
-	if (frame_send(f->fd, type, b) == -1) {
+	if (f->out.len > 0 && write_all(f->fd, f->out.data, f->out.len) == -1) {
 		/* The parent is gone or restarting us: nothing left to do. */
 		imap_free(f->imap);
 		_exit(0);
 	}
+	f->out.len = 0;
+}
+
+/*
+ * Headers and messages of a batch go out in few large writes rather than
+ * one per message: on a first scan that is tens of thousands of system calls
+ * and context switches less.  Every other frame is sent at once, since the
+ * parent waits for it.
+ */
+static void
+send_or_die(struct fetcher_ctx *f, enum frame_type type, struct buf *b)
+{
+	if (frame_append(&f->out, type, b) == -1) {
+		imap_free(f->imap);
+		_exit(FETCHER_EXIT_RETRY);
+	}
 	buf_free(b);
+	if ((type != F_HEADER && type != F_MESSAGE) || f->out.len >= FETCHER_OUT_MAX)
+		flush_or_die(f);
 }
 
 struct header_batch {
@@ -412,7 +445,7 @@ report_usage(const struct fetcher_ctx *f)
 static void __attribute__((noreturn))
 fetcher_main(const struct conf_account *acct, const char *secret, int fd)
 {
-	struct fetcher_ctx	 f = { acct, NULL, fd, false };
+	struct fetcher_ctx	 f = { acct, NULL, fd, false, { NULL, 0, 0 } };
 	struct buf		 b = { 0 };
 	enum frame_type		 type;
 	struct reader		 r;
