@@ -43,6 +43,7 @@ struct daemon {
 	int64_t		 watchdog_next;
 	int64_t		 schedule_next;
 	int64_t		 status_next;
+	char		 status_accounts[512];	/* the account states last sent in STATUS= */
 	int		 sent_total;
 };
 
@@ -77,11 +78,13 @@ usage(int code)
 
 /*
  * Loads and validates conf and rules together; on any error prints
- * "N errors; nothing started." style summaries and returns -1.  Secrets are
- * checked as well when check_secrets (--check-config, start-up).
+ * "N errors; nothing started." style summaries (outcome says what happens
+ * instead of "nothing started") and returns -1.  Secrets are checked as well
+ * when check_secrets (--check-config, start-up, reload).
  */
 static int
-load_config(const char *path, bool check_secrets, struct conf **confp, struct rules **rulesp)
+load_config(const char *path, bool check_secrets, const char *outcome, struct conf **confp,
+    struct rules **rulesp)
 {
 	struct conf	*conf;
 	struct rules	*rules = NULL;
@@ -120,8 +123,8 @@ load_config(const char *path, bool check_secrets, struct conf **confp, struct ru
 		}
 	}
 	if (conf->nerrors > 0 || rules == NULL) {
-		fprintf(stderr, "%d error%s; nothing started.\n", conf->nerrors ? conf->nerrors : 1,
-		    conf->nerrors == 1 ? "" : "s");
+		fprintf(stderr, "%d error%s; %s.\n", conf->nerrors ? conf->nerrors : 1,
+		    conf->nerrors == 1 ? "" : "s", outcome);
 		rules_free(rules);
 		conf_free(conf);
 		return -1;
@@ -139,6 +142,7 @@ notify_status(struct daemon *d)
 	time_t	next_due = 0;
 
 	sync_status(d->sync, accounts, sizeof(accounts));
+	snprintf(d->status_accounts, sizeof(d->status_accounts), "%s", accounts);
 	if (cases_summary(d->store, &open_cases, &next_due) == 0 && next_due != 0) {
 		long	left = (long)(next_due - now_wall());
 		char	span[32];
@@ -179,7 +183,8 @@ reload(struct daemon *d)
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
 	    (unsigned long long)now_mono_ms() * 1000ULL);
 	log_info("reloading %s", d->conf_path);
-	if (load_config(d->conf_path, true, &conf, &rules) == -1) {
+	if (load_config(d->conf_path, true, "the running configuration stays in force", &conf,
+	    &rules) == -1) {
 		log_warnx("reload refused: the configuration has errors (above); "
 		    "the running one stays in force");
 		sd_notify(0, "READY=1");
@@ -236,6 +241,22 @@ plan_schedule_wakeup(struct daemon *d, int64_t now)
 	d->schedule_next = now + (in_ms < 0 ? 0 : in_ms);
 }
 
+/*
+ * systemctl status shows the last STATUS=: send a new one when an account
+ * changes state or cases may have changed, not only once a minute, or it
+ * says "connecting, 0 open cases" for a minute after the first sync.
+ */
+static bool
+status_stale(struct daemon *d, int64_t now)
+{
+	char	accounts[512];
+
+	if (now >= d->status_next)
+		return true;
+	sync_status(d->sync, accounts, sizeof(accounts));
+	return strcmp(accounts, d->status_accounts) != 0;
+}
+
 static int
 main_loop(struct daemon *d)
 {
@@ -257,8 +278,9 @@ main_loop(struct daemon *d)
 		if (!d->once && (sync_take_changes(d->sync) || now >= d->schedule_next)) {
 			run_schedule(d);
 			plan_schedule_wakeup(d, now_mono_ms());
+			d->status_next = now;	/* cases or reminders may have changed */
 		}
-		if (!d->once && now >= d->status_next) {
+		if (!d->once && status_stale(d, now)) {
 			notify_status(d);
 			d->status_next = now + STATUS_EVERY_MS;
 		}
@@ -342,7 +364,7 @@ main(int argc, char *argv[])
 	    "ipcased");
 	log_set_verbose(verbose);
 
-	if (load_config(d.conf_path, true, &d.conf, &d.rules) == -1)
+	if (load_config(d.conf_path, true, "nothing started", &d.conf, &d.rules) == -1)
 		return 2;
 	if (check_only) {
 		printf("%s: configuration OK (%zu account%s)\n", d.conf_path, d.conf->naccounts,
