@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <curl/curl.h>
 #include <systemd/sd-daemon.h>
@@ -63,13 +64,32 @@ default_conf_path(void)
 	return DEFAULT_CONF;
 }
 
+/*
+ * systemd sets JOURNAL_STREAM to "device:inode" of the stream it connected
+ * to stderr; only when stderr still is that stream do priority prefixes make
+ * sense (sd-daemon(3)): a child of the service with stderr redirected logs plain.
+ */
+static bool
+stderr_is_journal(void)
+{
+	const char		*env = getenv("JOURNAL_STREAM");
+	unsigned long long	 dev, ino;
+	struct stat		 st;
+
+	if (env == NULL || sscanf(env, "%llu:%llu", &dev, &ino) != 2 ||
+	    fstat(STDERR_FILENO, &st) == -1)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
 static void __attribute__((noreturn))
 usage(int code)
 {
 	fprintf(code ? stderr : stdout,
-	    "usage: ipcased [-c CONF] [--foreground] [--once] [--check-config] [-v] [--version]\n"
+	    "usage: ipcased [-c CONF] [--foreground] [--syslog] [--once] [--check-config] [-v] [--version]\n"
 	    "  -c CONF          configuration file (default %s)\n"
 	    "  --foreground     log plain lines to stderr (no journald prefixes)\n"
+	    "  --syslog         log to syslog (facility daemon) instead of stderr\n"
 	    "  --once           sync every account once, send due reminders, exit\n"
 	    "  --check-config   validate the configuration and exit (2 on errors)\n"
 	    "  -v               verbose (debug) logging\n", DEFAULT_CONF);
@@ -315,6 +335,7 @@ main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
 		{ "foreground",   no_argument,       NULL, 'f' },
+		{ "syslog",       no_argument,       NULL, 's' },
 		{ "once",         no_argument,       NULL, 'o' },
 		{ "check-config", no_argument,       NULL, 'n' },
 		{ "version",      no_argument,       NULL, 'V' },
@@ -323,10 +344,11 @@ main(int argc, char *argv[])
 	};
 	struct daemon	 d = { .conf_path = DEFAULT_CONF };
 	bool		 foreground = false, check_only = false, conf_given = false;
+	bool		 use_syslog = false;
 	char		 err[256];
 	int		 ch, verbose = 0, ret = 0;
 
-	while ((ch = getopt_long(argc, argv, "c:fnvh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:fsnvh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			d.conf_path = optarg;
@@ -334,6 +356,9 @@ main(int argc, char *argv[])
 			break;
 		case 'f':
 			foreground = true;
+			break;
+		case 's':
+			use_syslog = true;
 			break;
 		case 'o':
 			d.once = true;
@@ -360,8 +385,8 @@ main(int argc, char *argv[])
 
 	/* libetpan writes LOGOUT to dead sockets: a SIGPIPE must not kill us. */
 	signal(SIGPIPE, SIG_IGN);
-	log_init(!foreground && getenv("JOURNAL_STREAM") != NULL ? LOG_TO_JOURNAL : LOG_TO_STDERR,
-	    "ipcased");
+	log_init(use_syslog ? LOG_TO_SYSLOG : !foreground && stderr_is_journal() ?
+	    LOG_TO_JOURNAL : LOG_TO_STDERR, "ipcased");
 	log_set_verbose(verbose);
 
 	if (load_config(d.conf_path, true, "nothing started", &d.conf, &d.rules) == -1)
