@@ -26,7 +26,9 @@ endif
 
 PROGS	 = daemon/ipcased daemon/ipcase
 MAINS	 = daemon/ipcased.o daemon/ipcase.o
-SRCS	 = $(filter-out daemon/ipcased.c daemon/ipcase.c, $(wildcard daemon/*.c))
+# daemon/rules_default.c is generated from conf/rules.conf (the built-in rules).
+GEN	 = daemon/rules_default.c
+SRCS	 = $(sort $(filter-out daemon/ipcased.c daemon/ipcase.c, $(wildcard daemon/*.c)) $(GEN))
 OBJS	 = $(SRCS:.c=.o)
 LIB	 = daemon/libipcased.a
 
@@ -49,6 +51,17 @@ $(LIB): $(OBJS)
 
 daemon/%.o: daemon/%.c $(wildcard daemon/*.h) $(FLAGS_STAMP)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+# conf/rules.conf as a C array, for `ipcase classify` without a config file.
+# od and sed only (xxd is not always installed); the same input gives the same file.
+daemon/rules_default.c: conf/rules.conf Makefile
+	{ echo '/* rules_default.c — generated from conf/rules.conf by the Makefile; do not edit. */'; \
+	  echo '#include "rules.h"'; echo; \
+	  echo 'const unsigned char rules_default_text[] = {'; \
+	  od -An -v -tx1 conf/rules.conf | sed -e 's/[0-9a-f][0-9a-f]/0x&,/g' -e 's/^ *//'; \
+	  echo '0x00 };'; echo; \
+	  echo 'const size_t rules_default_len = sizeof(rules_default_text) - 1;'; } >$@.tmp
+	mv $@.tmp $@
 
 daemon/ipcased: daemon/ipcased.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -98,7 +111,7 @@ uninstall:
 		s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
 
 clean:
-	rm -f daemon/*.o $(LIB) $(PROGS) $(TESTS) $(FLAGS_STAMP)
+	rm -f daemon/*.o $(LIB) $(PROGS) $(TESTS) $(FLAGS_STAMP) $(GEN)
 
 # For building one module's test by hand: cc $$(make -s print-cflags) ... $$(make -s print-ldlibs)
 print-cflags:

@@ -503,12 +503,29 @@ text_address_domain(const char *text)
 
 /* ---- The verdict ----------------------------------------------------- */
 
+/* Adds one finding (escaped arg), unless it is there already or the list is full. */
+static void
+add_finding(struct auth_verdict *out, const char *what, const char *arg)
+{
+	char	*safe = str_for_log(arg, 80), line[AUTH_FINDING_MAX];
+	size_t	 i;
+
+	snprintf(line, sizeof(line), "%s%s", what, safe);
+	free(safe);
+	for (i = 0; i < out->nfindings; i++)
+		if (strcmp(out->findings[i], line) == 0)
+			return;
+	if (out->nfindings < AUTH_MAX_FINDINGS)
+		memcpy(out->findings[out->nfindings++], line, sizeof(line));
+}
+
 /* Keeps the first reason: what failed, then the (untrusted, escaped) name it failed on. */
 static void
 set_reason(struct auth_verdict *out, const char *what, const char *arg)
 {
 	char	*safe;
 
+	add_finding(out, what, arg);
 	if (out->reason[0] != '\0')
 		return;
 	safe = str_for_log(arg, 80);
@@ -516,29 +533,68 @@ set_reason(struct auth_verdict *out, const char *what, const char *arg)
 	free(safe);
 }
 
+static bool
+ids_have_none(char *const *ids)
+{
+	for (; ids != NULL && *ids != NULL; ids++)
+		if (strcasecmp(*ids, AUTHSERV_NONE) == 0)
+			return true;
+	return false;
+}
+
+static bool
+ids_have_real(char *const *ids)
+{
+	for (; ids != NULL && *ids != NULL; ids++)
+		if (strcasecmp(*ids, AUTHSERV_NONE) != 0)
+			return true;
+	return false;
+}
+
 /*
  * Which headers are trusted: with configured ids, the first header carrying
  * one and the headers directly below it that carry one too (a provider may
- * stamp DKIM and DMARC separately); without, only the topmost header.
- * Anything further down may have been written by the sender.
+ * stamp DKIM and DMARC separately); without, only the topmost header (and,
+ * for forgery checks only, any other under the same id).
+ * Anything further down may have been written by the sender.  *first is set
+ * to the size of that first block; the headers after it in hdrs carry a
+ * trusted id too but sit elsewhere: they only serve to spot a forgery (a
+ * provider that does not strip its own id from incoming mail lets a sender
+ * put a "pass" above or below its real verdict).
  */
 static size_t
-trusted_headers(const struct message *m, char *const *ids, struct ar_header *hdrs)
+trusted_headers(const struct message *m, char *const *ids, struct ar_header *hdrs,
+    size_t *first)
 {
 	size_t	i, n = 0;
+	bool	in_block = true;
 
+	*first = 0;
 	if (m->auth_results == NULL || m->auth_results[0] == NULL)
 		return 0;
 	if (ids == NULL || ids[0] == NULL) {
+		/* Further headers under the topmost one's id can only show a forgery. */
 		ar_parse(m->auth_results[0], &hdrs[0]);
-		return 1;
+		*first = n = 1;
+		for (i = 1; m->auth_results[i] != NULL && n < AR_MAX_HEADERS; i++) {
+			ar_parse(m->auth_results[i], &hdrs[n]);
+			if (hdrs[0].authserv_id[0] != '\0' &&
+			    strcasecmp(hdrs[n].authserv_id, hdrs[0].authserv_id) == 0)
+				n++;
+		}
+		return n;
 	}
+	if (!ids_have_real(ids))
+		return 0;
 	for (i = 0; m->auth_results[i] != NULL && n < AR_MAX_HEADERS; i++) {
 		ar_parse(m->auth_results[i], &hdrs[n]);
-		if (id_trusted(hdrs[n].authserv_id, ids))
+		if (strcasecmp(hdrs[n].authserv_id, AUTHSERV_NONE) != 0 &&
+		    id_trusted(hdrs[n].authserv_id, ids)) {
 			n++;
-		else if (n > 0)
-			break;
+			if (in_block)
+				*first = n;
+		} else if (n > 0)
+			in_block = false;
 	}
 	return n;
 }
@@ -556,6 +612,181 @@ first_with(const struct ar_header *hdrs, size_t n, const char *method)
 	return NULL;
 }
 
+/* The dmarc result of header h ("" when it has none). */
+static const char *
+dmarc_of(const struct ar_header *h)
+{
+	size_t	j;
+
+	for (j = 0; j < h->nres; j++)
+		if (strcmp(h->res[j].method, "dmarc") == 0)
+			return h->res[j].result;
+	return "";
+}
+
+/* ---- Links ----------------------------------------------------------- */
+
+#define LINKS_MAX		500	/* links looked at per mail */
+#define LINK_TEXT_BACK		200	/* bytes of link text looked at before " (url)" */
+
+/* Amazon's own hosts for images, mail and short links, not in amazon_domains. */
+static char *const amazon_service_domains[] = {
+	"media-amazon.com", "ssl-images-amazon.com", "images-amazon.com",
+	"amazonses.com", "amazontrust.com", "amzn.to", "a.co", NULL
+};
+
+static char *const ses_tracking[] = { "awstrack.me", NULL };
+
+/* Anyone can publish there: a link to them is foreign, never Amazon's own and no look-alike. */
+static char *const hosting_domains[] = {
+	"amazonaws.com", "cloudfront.net", NULL
+};
+
+static bool
+host_char(unsigned char c)
+{
+	return isalnum(c) || c == '.' || c == '-' || c >= 0x80;
+}
+
+/*
+ * The host of the URL at s (after "scheme://"): userinfo and port dropped,
+ * lower case, trailing dots removed.  Returns false when there is none.
+ */
+static bool
+url_host(const char *s, const char *end, char *host, size_t hostlen)
+{
+	const char	*p, *auth_end, *at = NULL;
+	size_t		 n = 0;
+
+	for (auth_end = s; auth_end < end && *auth_end != '/' && *auth_end != '?' &&
+	    *auth_end != '#' && *auth_end != ')' && *auth_end != '>' &&
+	    !isspace((unsigned char)*auth_end); auth_end++)
+		if (*auth_end == '@')
+			at = auth_end;
+	p = at != NULL ? at + 1 : s;
+	for (; p < auth_end && host_char((unsigned char)*p) && n + 1 < hostlen; p++)
+		host[n++] = (char)tolower((unsigned char)*p);
+	while (n > 0 && host[n - 1] == '.')
+		n--;
+	host[n] = '\0';
+	return n > 0 && strchr(host, '.') != NULL;
+}
+
+/*
+ * Amazon SES click tracking (*.awstrack.me) wraps a link as
+ * ".../L0/https:%2F%2Fhost%2Fpath/...": the host it leads to is what counts.
+ * Any SES sender can wrap links so, so the wrapper itself proves nothing.
+ */
+static bool
+tracked_host(const char *url, const char *end, char *host, size_t hostlen)
+{
+	const char	*p, *stop;
+	size_t		 n = 0;
+
+	for (stop = url; stop < end && !isspace((unsigned char)*stop) && *stop != ')' &&
+	    *stop != '>'; stop++)
+		;
+	for (p = url; p + 12 < stop; p++) {
+		if (strncasecmp(p, "http:%2F%2F", 11) == 0)
+			p += 11;
+		else if (strncasecmp(p, "https:%2F%2F", 12) == 0)
+			p += 12;
+		else
+			continue;
+		for (; p < stop && *p != '%' && *p != '/' && *p != '?' && *p != '@' &&
+		    host_char((unsigned char)*p) && n + 1 < hostlen; p++)
+			host[n++] = (char)tolower((unsigned char)*p);
+		host[n] = '\0';
+		return n > 0 && strchr(host, '.') != NULL;
+	}
+	return false;
+}
+
+/* Does the link text before a " (url)" show a host name of Amazon's? */
+static bool
+text_shows_amazon(const char *text, const char *url_start, char *const *amazon_domains)
+{
+	const char	*b = url_start, *p, *e;
+	char		 tok[256];
+	size_t		 n;
+
+	while (b > text && b[-1] != '\n' && b[-1] != ')' &&
+	    url_start - b < LINK_TEXT_BACK)
+		b--;
+	for (p = b; p < url_start; ) {
+		while (p < url_start && !host_char((unsigned char)*p))
+			p++;
+		for (e = p; e < url_start && host_char((unsigned char)*e); e++)
+			;
+		n = (size_t)(e - p);
+		while (n > 0 && (p[n - 1] == '.' || p[n - 1] == '-'))
+			n--;
+		if (n > 0 && n < sizeof(tok)) {
+			memcpy(tok, p, n);
+			tok[n] = '\0';
+			str_lower(tok);
+			if (strchr(tok, '.') != NULL && (domain_in_list(tok, amazon_domains) ||
+			    domain_in_list(tok, amazon_service_domains)))
+				return true;
+		}
+		p = e;
+	}
+	return false;
+}
+
+/*
+ * http(s) links in the text: to a host outside Amazon, to a look-alike, or
+ * behind link text that shows an Amazon host (the message module writes an
+ * HTML link as "text (url)").
+ */
+static void
+scan_links(const char *text, size_t len, char *const *amazon_domains,
+    struct auth_verdict *out)
+{
+	const char	*end = text + len, *p = text, *url, *hs;
+	char		 host[256], what[AUTH_FINDING_MAX];
+	size_t		 nlinks = 0, nforeign = 0;
+
+	while (p < end && nlinks < LINKS_MAX) {
+		if ((url = memmem(p, (size_t)(end - p), "://", 3)) == NULL)
+			break;
+		p = url + 3;
+		if (url - text >= 5 && strncasecmp(url - 5, "https", 5) == 0)
+			hs = url - 5;
+		else if (url - text >= 4 && strncasecmp(url - 4, "http", 4) == 0)
+			hs = url - 4;
+		else
+			continue;
+		if (hs > text && isalnum((unsigned char)hs[-1]))
+			continue;
+		nlinks++;
+		if (!url_host(url + 3, end, host, sizeof(host)))
+			continue;
+		if (domain_in_list(host, ses_tracking) &&
+		    !tracked_host(url + 3, end, host, sizeof(host)))
+			continue;
+		if (domain_in_list(host, amazon_domains) ||
+		    domain_in_list(host, amazon_service_domains))
+			continue;
+		if (!domain_in_list(host, hosting_domains) &&
+		    domain_is_lookalike(host, amazon_domains)) {
+			out->link_lookalike = true;
+			add_finding(out, "look-alike domain in a link: ", host);
+		} else {
+			out->link_foreign = true;
+			if (nforeign++ < 2)
+				add_finding(out, "link to a host outside Amazon: ", host);
+		}
+		if (hs - text >= 2 && hs[-1] == '(' && hs[-2] == ' ' &&
+		    text_shows_amazon(text, hs - 2, amazon_domains)) {
+			out->link_deceptive = true;
+			snprintf(what, sizeof(what), "link text shows an Amazon host but "
+			    "the link goes to ");
+			add_finding(out, what, host);
+		}
+	}
+}
+
 void
 auth_check(const struct message *m, char *const *amazon_domains,
     char *const *authserv_ids, struct auth_verdict *out)
@@ -563,9 +794,9 @@ auth_check(const struct message *m, char *const *amazon_domains,
 	struct ar_header	*hdrs;
 	const struct ar_header	*h;
 	const struct ar_result	*r;
-	const char		*from_domain = NULL, *d;
+	const char		*from_domain = NULL, *d, *primary;
 	char			 fd[AR_TOKEN_MAX], rd[AR_TOKEN_MAX], *name_domain, *ns;
-	size_t			 n, j;
+	size_t			 n, first, i, j;
 	bool			 dmarc_seen = false;
 
 	memset(out, 0, sizeof(*out));
@@ -607,14 +838,19 @@ auth_check(const struct message *m, char *const *amazon_domains,
 		str_lower(rd);
 		if (!domain_in_list(rd, amazon_domains)) {
 			out->lookalike = true;
-			set_reason(out, "reply-to outside Amazon: ", rd);
+			set_reason(out, "Reply-To outside Amazon: ", rd);
 		}
 	}
+	if (m->text != NULL)
+		scan_links(m->text, m->text_len, amazon_domains, out);
 
 	hdrs = xcalloc(AR_MAX_HEADERS, sizeof(*hdrs));
-	n = trusted_headers(m, authserv_ids, hdrs);
+	n = trusted_headers(m, authserv_ids, hdrs, &first);
 	out->trusted_header = n > 0;
-	if ((h = first_with(hdrs, n, "dmarc")) != NULL) {
+	out->unverifiable = n == 0 && ids_have_none(authserv_ids);
+	if (n == 0 && !out->unverifiable && !out->amazon_from)
+		add_finding(out, "no trusted Authentication-Results", "");
+	if ((h = first_with(hdrs, first, "dmarc")) != NULL) {
 		for (j = 0; j < h->nres && !dmarc_seen; j++) {
 			r = &h->res[j];
 			if (strcmp(r->method, "dmarc") != 0)
@@ -628,7 +864,19 @@ auth_check(const struct message *m, char *const *amazon_domains,
 				out->dmarc_pass = true;
 		}
 	}
-	if ((h = first_with(hdrs, n, "dkim")) != NULL && from_domain != NULL) {
+	/* Our own id elsewhere with another DMARC result: someone wrote one of them. */
+	primary = h != NULL ? dmarc_of(h) : "";
+	for (i = 0; i < n; i++) {
+		d = dmarc_of(&hdrs[i]);
+		if (strcmp(d, "fail") == 0)
+			out->dmarc_fail = true;
+		if (*d != '\0' && strcmp(d, primary) != 0)
+			out->conflict = true;
+	}
+	if (out->conflict)
+		add_finding(out, "conflicting Authentication-Results under a trusted "
+		    "authserv-id: one of them is forged", "");
+	if ((h = first_with(hdrs, first, "dkim")) != NULL && from_domain != NULL) {
 		for (j = 0; j < h->nres && !out->dkim_aligned; j++) {
 			r = &h->res[j];
 			if (strcmp(r->method, "dkim") != 0 || strcmp(r->result, "pass") != 0)
@@ -644,22 +892,30 @@ auth_check(const struct message *m, char *const *amazon_domains,
 	free(hdrs);
 
 	out->authentic = out->amazon_from && out->trusted_header && out->dmarc_pass &&
-	    out->dkim_aligned && !out->lookalike;
+	    !out->dmarc_fail && !out->conflict && out->dkim_aligned && !out->lookalike;
 	if (out->authentic) {
 		snprintf(out->reason, sizeof(out->reason), "dmarc=pass dkim=%.100s", from_domain);
+		add_finding(out, out->reason, "");
 		return;
 	}
 	/* For Amazon's own domain the authentication failure says most; else the look-alike. */
-	if (out->amazon_from && !(out->trusted_header && out->dmarc_pass && out->dkim_aligned))
+	if (out->amazon_from && !out->unverifiable &&
+	    !(out->trusted_header && out->dmarc_pass && out->dkim_aligned &&
+	    !out->conflict && !out->dmarc_fail))
 		out->reason[0] = '\0';
 	if (from_domain == NULL)
 		set_reason(out, "no sender address", "");
 	else if (!out->amazon_from)
 		set_reason(out, "sender domain is not Amazon's: ", from_domain);
+	else if (out->unverifiable)
+		set_reason(out, "not verified: no Authentication-Results by configuration "
+		    "(authserv_ids = [\"none\"]) for ", from_domain);
 	else if (!out->trusted_header)
 		set_reason(out, "no trusted Authentication-Results for ", from_domain);
 	else if (out->dmarc_fail)
 		set_reason(out, "dmarc=fail for ", from_domain);
+	else if (out->conflict)
+		set_reason(out, "conflicting Authentication-Results for ", from_domain);
 	else if (!out->dmarc_pass)
 		set_reason(out, "no dmarc=pass for ", from_domain);
 	else

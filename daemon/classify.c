@@ -61,9 +61,13 @@ print_verdict(const char *file, const struct verdict *v, FILE *out)
 	json_object_object_add(o, "marketplace", json_text(v->marketplace));
 	json_object_object_add(o, "deadline_days", v->deadline_days >= 0 ?
 	    json_object_new_int(v->deadline_days) : NULL);
-	json_object_object_add(o, "authentic", json_object_new_boolean(v->authentic));
+	/* Unknown, not false, where the account has no Authentication-Results to judge by. */
+	json_object_object_add(o, "authentic", v->unverified ? NULL :
+	    json_object_new_boolean(v->authentic));
+	json_object_object_add(o, "unverified", json_object_new_boolean(v->unverified));
 	json_object_object_add(o, "rule", json_text(v->rule));
 	json_object_object_add(o, "auth_reason", json_text(v->auth_reason));
+	json_object_object_add(o, "reasons", json_strv(v->reasons));
 	json_object_object_add(o, "lawsuit", json_object_new_boolean(v->lawsuit));
 	json_object_object_add(o, "outcome", json_text(v->outcome));
 	print_object(o, out);

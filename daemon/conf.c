@@ -1028,6 +1028,30 @@ check_texts(struct conf *conf, const config_setting_t *g, const char *key,
 	}
 }
 
+/*
+ * authserv_ids = [ "none" ] says the receiving server writes no
+ * Authentication-Results at all: then no id can be trusted beside it.
+ */
+static void
+check_authserv_none(struct conf *conf, const config_setting_t *g, char **ids)
+{
+	const config_setting_t	*s = member(g, "authserv_ids");
+	char			*where;
+	size_t			 i, n = strv_len(ids);
+
+	for (i = 0; i < n; i++) {
+		if (strcasecmp(ids[i], "none") != 0 || n == 1)
+			continue;
+		where = setting_path(s);
+		conf_error(conf, s, "%s: \"none\" (the server writes no "
+		    "Authentication-Results, so notices are reported as unverified) "
+		    "cannot be combined with other ids (write [ \"none\" ] alone, or "
+		    "remove it)", where);
+		free(where);
+		return;
+	}
+}
+
 static void
 load_account(struct conf *conf, const config_setting_t *g, struct conf_account *a)
 {
@@ -1110,9 +1134,11 @@ load_account(struct conf *conf, const config_setting_t *g, struct conf_account *
 	    "setting to find it by SPECIAL-USE \\Sent", &a->sent_folder);
 	conf_get_int(conf, g, "initial_scan_days", false, 0, 36500, &a->initial_scan_days);
 	conf_get_int(conf, g, "timeout", false, 5, 600, &a->timeout_sec);
-	if (conf_get_strings(conf, g, "authserv_ids", false, &a->authserv_ids) == 0)
+	if (conf_get_strings(conf, g, "authserv_ids", false, &a->authserv_ids) == 0) {
 		check_texts(conf, g, "authserv_ids", a->authserv_ids, "give the "
 		    "authserv-id of your receiving server");
+		check_authserv_none(conf, g, a->authserv_ids);
+	}
 out:
 	if (a->folders == NULL)
 		a->folders = strv_copy(default_folders);
@@ -1532,6 +1558,24 @@ conf_load(const char *path)
 	load_tasks(conf, root);
 	load_reminders(conf, root);
 	load_domains(conf, root);
+	return conf;
+}
+
+struct conf *
+conf_builtin(void)
+{
+	struct conf	*conf = xcalloc(1, sizeof(*conf));
+
+	conf->path = xstrdup("(built-in defaults)");
+	conf->dir = xstrdup("/");
+	conf->state_path = xstrdup(DEFAULT_STATE);
+	conf->poll_interval = DEFAULT_POLL;
+	config_init(&conf->cfg);
+	conf->smtp.to = strv_copy(empty_strv);
+	conf->reminders.quiet_start_min = conf->reminders.quiet_end_min = -1;
+	conf->reminders.digest_hour = -1;
+	conf->reminders.holidays = strv_copy(empty_strv);
+	conf->amazon_domains = strv_copy(default_amazon_domains);
 	return conf;
 }
 

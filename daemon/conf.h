@@ -99,6 +99,13 @@ struct conf {
 struct conf	*conf_load(const char *path);
 void		 conf_free(struct conf *);		/* NULL is a no-op */
 
+/*
+ * The built-in defaults, for `ipcase classify` without a config file: no
+ * accounts (so the topmost Authentication-Results is trusted), the default
+ * amazon_domains, no rules section (see rules_load_default()), no SMTP.
+ */
+struct conf	*conf_builtin(void);
+
 /* Prints "file:line: " + message to stderr and counts the error. */
 void		 conf_error(struct conf *, const config_setting_t *where, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));

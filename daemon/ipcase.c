@@ -61,7 +61,8 @@ help(void)
 	    "  note        add a note to a case\n"
 	    "  export      write every mail (.eml), timeline.md, timeline.json\n"
 	    "              and SHA256SUMS into DIR (never overwrites)\n"
-	    "  classify    print how each mail file is classified (JSON lines)\n"
+	    "  classify    print how each mail file is classified (JSON lines);\n"
+	    "              without -c and " DEFAULT_CONF ", on the built-in rules\n"
 	    "\nExit status: 0 ok, 1 runtime failure, 2 usage or configuration error.\n",
 	    stdout);
 }
@@ -94,12 +95,13 @@ open_store(const struct conf *conf, bool readonly)
 }
 
 static int
-cmd_classify(struct conf *conf, char **files, int nfiles)
+cmd_classify(struct conf *conf, bool builtin, char **files, int nfiles)
 {
 	struct rules	*rules;
 	int		 failures;
 
-	if ((rules = rules_load(conf)) == NULL) {
+	rules = builtin ? rules_load_default(conf) : rules_load(conf);
+	if (rules == NULL) {
 		fprintf(stderr, "ipcase: the rules in %s have errors\n", conf->path);
 		return EXIT_USAGE;
 	}
@@ -141,7 +143,7 @@ main(int argc, char *argv[])
 	struct conf	*conf;
 	struct store	*s = NULL;
 	char		**args;
-	bool		 readonly, json = false;
+	bool		 readonly, json = false, conf_given = false, builtin;
 	long		 seconds;
 	int		 ch, nargs, ret = EXIT_RUNTIME;
 
@@ -151,6 +153,7 @@ main(int argc, char *argv[])
 		switch (ch) {
 		case 'c':
 			conf_path = optarg;
+			conf_given = true;
 			break;
 		case 'h':
 			help();
@@ -199,9 +202,15 @@ main(int argc, char *argv[])
 	if (strcmp(cmd, "snooze") == 0 && (seconds = duration_parse(args[1])) <= 0)
 		usage("snooze: bad duration (write e.g. 90m, 24h, 3d or 2w)");
 
-	conf = load_conf(conf_path);
+	/*
+	 * classify needs only the rules: with no -c and no default config
+	 * installed, it runs on the built-in defaults.
+	 */
+	builtin = strcmp(cmd, "classify") == 0 && !conf_given &&
+	    access(DEFAULT_CONF, F_OK) != 0;
+	conf = builtin ? conf_builtin() : load_conf(conf_path);
 	if (strcmp(cmd, "classify") == 0) {
-		ret = cmd_classify(conf, args, nargs);
+		ret = cmd_classify(conf, builtin, args, nargs);
 		goto out;
 	}
 	if ((s = open_store(conf, readonly)) == NULL)

@@ -11,6 +11,7 @@
 #include <pcre2.h>
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -750,29 +751,14 @@ load_shipped(struct conf *conf)
 	return cfg;
 }
 
-struct rules *
-rules_load(struct conf *conf)
+/* Compiles list and settings into r, with conf's domains, accounts and seller addresses. */
+static struct rules *
+rules_compile(struct conf *conf, struct rules *r, const config_setting_t *list,
+    const config_setting_t *settings)
 {
-	struct rules		*r = xcalloc(1, sizeof(*r));
-	const config_setting_t	*list, *settings;
 	size_t			 i, j, n;
 	int			 ret = 0;
 
-	list = conf_section(conf, "rules");
-	settings = conf_section(conf, "rule_settings");
-	if (list == NULL) {
-		if ((r->own_cfg = load_shipped(conf)) == NULL) {
-			rules_free(r);
-			return NULL;
-		}
-		list = config_lookup(r->own_cfg, "rules");
-		settings = config_lookup(r->own_cfg, "rule_settings");
-		if (list == NULL) {
-			conf_error(conf, NULL, "rules.conf has no rules = ( ... );");
-			rules_free(r);
-			return NULL;
-		}
-	}
 	if (load_settings(conf, r, settings) < 0)
 		ret = -1;
 	if (!config_setting_is_list(list)) {
@@ -820,6 +806,56 @@ rules_load(struct conf *conf)
 		return NULL;
 	}
 	return r;
+}
+
+struct rules *
+rules_load(struct conf *conf)
+{
+	struct rules		*r = xcalloc(1, sizeof(*r));
+	const config_setting_t	*list, *settings;
+
+	list = conf_section(conf, "rules");
+	settings = conf_section(conf, "rule_settings");
+	if (list == NULL) {
+		if ((r->own_cfg = load_shipped(conf)) == NULL) {
+			rules_free(r);
+			return NULL;
+		}
+		list = config_lookup(r->own_cfg, "rules");
+		settings = config_lookup(r->own_cfg, "rule_settings");
+		if (list == NULL) {
+			conf_error(conf, NULL, "rules.conf has no rules = ( ... );");
+			rules_free(r);
+			return NULL;
+		}
+	}
+	return rules_compile(conf, r, list, settings);
+}
+
+struct rules *
+rules_load_text(struct conf *conf, const char *name, const char *text, size_t len)
+{
+	struct rules		*r = xcalloc(1, sizeof(*r));
+	const config_setting_t	*list;
+	char			*copy = xstrndup(text, len);
+
+	r->own_cfg = xcalloc(1, sizeof(*r->own_cfg));
+	config_init(r->own_cfg);
+	if (config_read_string(r->own_cfg, copy) == CONFIG_FALSE) {
+		conf_error(conf, NULL, "%s:%d: %s", name, config_error_line(r->own_cfg),
+		    config_error_text(r->own_cfg) != NULL ?
+		    config_error_text(r->own_cfg) : "parse error");
+		free(copy);
+		rules_free(r);
+		return NULL;
+	}
+	free(copy);
+	if ((list = config_lookup(r->own_cfg, "rules")) == NULL) {
+		conf_error(conf, NULL, "%s has no rules = ( ... );", name);
+		rules_free(r);
+		return NULL;
+	}
+	return rules_compile(conf, r, list, config_lookup(r->own_cfg, "rule_settings"));
 }
 
 void
@@ -1462,6 +1498,7 @@ verdict_init(struct verdict *out)
 	memset(out, 0, sizeof(*out));
 	out->complaint_ids = strv_new();
 	out->asins = strv_new();
+	out->reasons = strv_new();
 	out->deadline_days = -1;
 }
 
@@ -1520,6 +1557,97 @@ has_required(const struct rule *rule, const struct verdict *v)
 	    !((q & (1u << F_DEADLINE)) && v->deadline_days < 0);
 }
 
+static void
+reason_add(struct verdict *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+reason_add(struct verdict *out, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) == -1)
+		fatal("vasprintf");
+	va_end(ap);
+	if (!strv_has(out->reasons, s))
+		strv_push(&out->reasons, s);
+	free(s);
+}
+
+/*
+ * Whether the mail is what it claims, and the reasons.  A notice-shaped mail
+ * must prove it is Amazon's; one that cannot is phishing.  A rights owner's
+ * own mail (trust = "sender") only has to be what it says: not a look-alike,
+ * not failing its own DMARC.  Where the account declares that its server
+ * writes no Authentication-Results, a notice from an Amazon domain with no
+ * look-alike trait and no link outside Amazon stays a notice, unverified.
+ */
+static void
+judge(const struct rule *rule, const struct message *m, const struct auth_verdict *a,
+    struct verdict *out)
+{
+	bool	ok, notice, unverified_notice = false;
+	size_t	i;
+
+	if (rule != NULL)
+		reason_add(out, "rule %s matched (kind %s)", rule->name, kind_name(rule->kind));
+	else
+		reason_add(out, "no rule matched");
+	for (i = 0; i < a->nfindings; i++)
+		reason_add(out, "%s", a->findings[i]);
+	notice = out->kind != KIND_OTHER && out->kind != KIND_PHISHING;
+	if (!notice) {
+		out->authentic = out->kind == KIND_PHISHING ? false : a->authentic;
+		out->auth_reason = xstrdup(a->reason);
+	} else if (rule->trust_sender && !a->amazon_from) {
+		ok = !a->lookalike && !a->dmarc_fail && m->from_addr != NULL;
+		out->authentic = ok;
+		if (ok)
+			out->auth_reason = xstrdup(a->dmarc_pass ? "rights owner's own "
+			    "mail: dmarc=pass, not a look-alike" : "rights owner's own "
+			    "mail: not a look-alike");
+		else if (a->lookalike)
+			out->auth_reason = xstrdup(a->reason);
+		else
+			out->auth_reason = xstrdup("dmarc=fail for the sender's domain");
+		if (ok && a->unverifiable)
+			reason_add(out, "unverified: the receiving server writes no "
+			    "Authentication-Results (authserv_ids = [\"none\"]); the "
+			    "rights owner's own mail is taken as it says (no look-alike "
+			    "trait)");
+	} else if (a->unverifiable && a->amazon_from && !a->lookalike &&
+	    !a->link_foreign && !a->link_lookalike && !a->link_deceptive) {
+		unverified_notice = true;
+		out->authentic = false;
+		out->auth_reason = xstrdup("unverified: no Authentication-Results to "
+		    "check (authserv_ids = [\"none\"]); confirm it in Seller Central");
+		reason_add(out, "unverified: the receiving server writes no "
+		    "Authentication-Results (authserv_ids = [\"none\"]); sender, "
+		    "Reply-To and links show no look-alike trait; confirm the notice "
+		    "in Seller Central (Account Health, Performance Notifications)");
+	} else {
+		out->authentic = a->authentic;
+		out->auth_reason = xstrdup(a->reason);
+	}
+	/* Even Amazon's own mail never hides a foreign host behind an Amazon one. */
+	if (notice && (a->link_lookalike || a->link_deceptive) && out->authentic) {
+		out->authentic = false;
+		free(out->auth_reason);
+		out->auth_reason = xstrdup(a->link_deceptive ? "a link shows an Amazon "
+		    "host and goes elsewhere" : "a link goes to a look-alike domain");
+	}
+	if (notice && !out->authentic && !unverified_notice) {
+		out->kind = KIND_PHISHING;
+		reason_add(out, "phishing: shaped like %s but does not pass as %s "
+		    "mail (%s)", kind_name(rule->kind), rule->trust_sender && !a->amazon_from ?
+		    "the sender's own" : "Amazon's", out->auth_reason);
+	} else if (notice && a->link_foreign && out->authentic)
+		reason_add(out, "a link goes outside Amazon: check it before "
+		    "following it");
+	out->unverified = a->unverifiable && out->kind != KIND_PHISHING;
+}
+
 void
 rules_classify_ids(const struct rules *r, char *const *authserv_ids,
     const struct message *m, struct verdict *out)
@@ -1529,7 +1657,6 @@ rules_classify_ids(const struct rules *r, char *const *authserv_ids,
 	const struct rule	*rule = NULL;
 	pcre2_match_data	*md, *inner;
 	size_t			 i;
-	bool			 ok;
 
 	verdict_clear(out);
 	verdict_init(out);
@@ -1555,34 +1682,7 @@ rules_classify_ids(const struct rules *r, char *const *authserv_ids,
 	}
 	out->marketplace = marketplace_guess(r, m, &a, &d, md);
 
-	/*
-	 * A notice-shaped mail must prove it is Amazon's; one that cannot is
-	 * phishing.  A rights owner's own mail (trust = "sender") only has to be
-	 * what it says: not a look-alike, not failing its own DMARC.
-	 */
-	if (out->kind == KIND_OTHER) {
-		out->authentic = a.authentic;
-		out->auth_reason = xstrdup(a.reason);
-	} else if (out->kind == KIND_PHISHING) {
-		out->authentic = false;
-		out->auth_reason = xstrdup(a.reason);
-	} else if (rule->trust_sender && !a.amazon_from) {
-		ok = !a.lookalike && !a.dmarc_fail && m->from_addr != NULL;
-		out->authentic = ok;
-		if (ok)
-			out->auth_reason = xstrdup(a.dmarc_pass ? "rights owner's own "
-			    "mail: dmarc=pass, not a look-alike" : "rights owner's own "
-			    "mail: not a look-alike");
-		else if (a.lookalike)
-			out->auth_reason = xstrdup(a.reason);
-		else
-			out->auth_reason = xstrdup("dmarc=fail for the sender's domain");
-	} else {
-		out->authentic = a.authentic;
-		out->auth_reason = xstrdup(a.reason);
-	}
-	if (out->kind != KIND_OTHER && !out->authentic)
-		out->kind = KIND_PHISHING;
+	judge(rule, m, &a, out);
 	doc_free(&d);
 	pcre2_match_data_free(md);
 	pcre2_match_data_free(inner);
@@ -1639,6 +1739,7 @@ verdict_clear(struct verdict *v)
 	free(v->marketplace);
 	free(v->auth_reason);
 	free(v->outcome);
+	strv_free(v->reasons);
 	memset(v, 0, sizeof(*v));
 	v->deadline_days = -1;
 }

@@ -31,7 +31,10 @@ struct verdict {
 	char		 *marketplace;		/* us ca mx uk de fr it es jp in ... (lower case) */
 	int		  deadline_days;	/* stated in the text; -1 when none */
 	bool		  authentic;		/* passes auth_check() as Amazon mail */
+	bool		  unverified;		/* no Authentication-Results to judge by (authserv_ids = [ "none" ]):
+						   authentic is unknown; a notice keeps its kind */
 	char		 *auth_reason;		/* why not authentic, or "dmarc=pass dkim=amazon.com" */
+	char		**reasons;		/* the rule, every auth and link finding, the verdict; never NULL after classify */
 	bool		  lawsuit;		/* words of a lawsuit or court */
 	char		 *outcome;		/* appeal decision: "accepted" / "rejected"; else NULL */
 };
@@ -45,6 +48,29 @@ struct rules;
  */
 struct rules	*rules_load(struct conf *);
 void		 rules_free(struct rules *);		/* NULL is a no-op */
+
+/*
+ * Compiles rules from the text of a rules file (rules = ( ... ); and
+ * rule_settings), named name in error messages, for conf's Amazon domains
+ * and accounts.  NULL on errors (reported with conf_error()).
+ */
+struct rules	*rules_load_text(struct conf *, const char *name, const char *text, size_t len);
+
+/* conf/rules.conf as it was at build time (daemon/rules_default.c, made by the Makefile). */
+extern const unsigned char rules_default_text[];
+extern const size_t	rules_default_len;
+
+/*
+ * The built-in rules: for `ipcase classify` without a config file.  Inline,
+ * so that only programs that call it link the generated file.
+ */
+static inline struct rules *
+rules_load_default(struct conf *conf)
+{
+	return rules_load_text(conf, "built-in rules.conf",
+	    (const char *)rules_default_text,
+	    rules_default_len);
+}
 
 /*
  * Header-only pre-screen: true when the body is worth fetching (an Amazon

@@ -1,14 +1,16 @@
-/* test_auth.c — auth: trusted Authentication-Results, DKIM alignment, DMARC, look-alike senders. */
+/* test_auth.c — auth: trusted Authentication-Results, DKIM alignment, DMARC, look-alike senders and links, "none". */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "auth.h"
 #include "message.h"
+#include "util.h"
 
 static char *amazon[] = {
 	"amazon.com", "amazon.de", "amazon.co.uk", "amazon.co.jp", "amazon.fr", NULL
@@ -321,6 +323,153 @@ test_domain_in_list(void **state)
 	assert_false(domain_in_list(NULL, amazon));
 }
 
+static void
+test_forged_above_own(void **state)
+{
+	/* A milter appends the real verdict at the end; the sender's "pass" sits above it. */
+	char			*ar[] = { AR_PASS_COM,
+		"mx.seller-mail.example; dkim=none (message not signed); spf=softfail "
+		"smtp.mailfrom=notice-dispute@amazon.com; dmarc=fail (p=QUARANTINE) "
+		"header.from=amazon.com", NULL };
+	struct message		 m;
+	struct auth_verdict	 v;
+
+	(void)state;
+	msg_init(&m, "notice-dispute@amazon.com", NULL, ar);
+	auth_check(&m, amazon, ours, &v);
+	assert_true(v.dmarc_fail);
+	assert_true(v.conflict);
+	assert_false(v.authentic);
+	assert_string_equal(v.reason, "dmarc=fail for amazon.com");
+	/* Without configured ids the same id further down still vetoes the topmost. */
+	auth_check(&m, amazon, none, &v);
+	assert_true(v.dmarc_fail);
+	assert_false(v.authentic);
+}
+
+static void
+test_authserv_none(void **state)
+{
+	/* A header claiming the id "none" is the sender's own writing. */
+	char			*ar[] = { "none; dkim=pass header.d=amazon.com; "
+	    "dmarc=pass header.from=amazon.com", AR_PASS_COM, NULL };
+	char			*none_id[] = { "none", NULL };
+	char			*mixed[] = { "mx.seller-mail.example", "none", NULL };
+	char			*no_ar[] = { NULL };
+	struct message		 m;
+	struct auth_verdict	 v;
+
+	(void)state;
+	msg_init(&m, "notice-dispute@amazon.com", NULL, ar);
+	auth_check(&m, amazon, none_id, &v);
+	assert_false(v.trusted_header);
+	assert_true(v.unverifiable);
+	assert_false(v.authentic);
+	assert_non_null(strstr(v.reason, "not verified"));
+
+	/* With a real id beside it, a header of that id is judged as usual. */
+	auth_check(&m, amazon, mixed, &v);
+	assert_true(v.trusted_header);
+	assert_false(v.unverifiable);
+	assert_true(v.authentic);
+	msg_init(&m, "notice-dispute@amazon.com", NULL, no_ar);
+	auth_check(&m, amazon, mixed, &v);
+	assert_true(v.unverifiable);
+
+	/* A look-alike trait is still reported first. */
+	msg_init(&m, "notice-dispute@amazon.com", NULL, no_ar);
+	m.reply_to_addr = "appeals@amazon-case-review.test";
+	auth_check(&m, amazon, none_id, &v);
+	assert_true(v.unverifiable);
+	assert_true(v.lookalike);
+	assert_string_equal(v.reason, "Reply-To outside Amazon: amazon-case-review.test");
+}
+
+static bool
+has_finding(const struct auth_verdict *v, const char *prefix)
+{
+	size_t	i;
+
+	for (i = 0; i < v->nfindings; i++)
+		if (strncmp(v->findings[i], prefix, strlen(prefix)) == 0)
+			return true;
+	return false;
+}
+
+static void
+test_findings(void **state)
+{
+	char			*ar[] = { "mx.seller-mail.example; dkim=none; spf=fail "
+	    "smtp.mailfrom=x@amazon.com; dmarc=fail header.from=amazon.com", NULL };
+	char			*no_ar[] = { NULL };
+	struct message		 m;
+	struct auth_verdict	 v;
+
+	(void)state;
+	msg_init(&m, "notice-dispute@amazon.com", "Amazon", ar);
+	m.reply_to_addr = "help@amazon-notices.test";
+	auth_check(&m, amazon, ours, &v);
+	assert_true(has_finding(&v, "Reply-To outside Amazon: amazon-notices.test"));
+	assert_true(has_finding(&v, "dmarc=fail for amazon.com"));
+
+	msg_init(&m, "d.marsh@webmail.example.com", "D. Marsh", no_ar);
+	auth_check(&m, amazon, ours, &v);
+	assert_true(has_finding(&v, "no trusted Authentication-Results"));
+	assert_true(has_finding(&v, "sender domain is not Amazon's: webmail.example.com"));
+}
+
+static void
+test_links(void **state)
+{
+	char			*ar[] = { AR_PASS_COM, NULL };
+	struct message		 m;
+	struct auth_verdict	 v;
+	static const struct {
+		const char	*text;
+		bool		 foreign, lookalike, deceptive;
+	} cases[] = {
+		{ "Go to Account Health (https://sellercentral.amazon.com/performance/dashboard).",
+		    false, false, false },
+		{ "<https://m.media-amazon.com/images/G/01/logo.png> and https://amzn.to/3xYz",
+		    false, false, false },
+		{ "Appeal at https://sellercentral.amazon.com/appeal (https://appeal-center.example/x)",
+		    true, false, true },
+		{ "Sign in to sellercentral.amazon.co.uk (http://203.0.113.9/login)",
+		    true, false, true },
+		{ "Evidence: https://storage.googleapis.com/bkt/claim.zip", true, false, false },
+		{ "Evidence: https://claims.s3.amazonaws.com/claim.html", true, false, false },
+		{ "Verify: https://sellercentral-amazon-support.test/verify?id=1", false, true, false },
+		{ "Login https://sellercentral.amazon.com@evil.example/", true, false, false },
+		{ "See our shop (https://halvorsentools.example.com/about)", true, false, false },
+		{ "no scheme: sellercentral.amazon.com/help, ftp://x.example/", false, false, false },
+		{ "https://sellercentral.amazon.com/help (https://x1.r.us-east-1.awstrack.me/L0/"
+		    "https:%2F%2Fsellercentral.amazon.com%2Fhelp/1/abc=)", false, false, false },
+		{ "https://sellercentral.amazon.com/help (https://x1.r.us-east-1.awstrack.me/L0/"
+		    "https:%2F%2Fevil.example%2Fhelp/1/abc=)", true, false, true },
+	};
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < NELEM(cases); i++) {
+		msg_init(&m, "notice-dispute@amazon.com", NULL, ar);
+		m.text = (char *)cases[i].text;
+		m.text_len = strlen(cases[i].text);
+		auth_check(&m, amazon, ours, &v);
+		if (v.link_foreign != cases[i].foreign || v.link_lookalike != cases[i].lookalike ||
+		    v.link_deceptive != cases[i].deceptive)
+			fail_msg("links of \"%s\": foreign %d lookalike %d deceptive %d",
+			    cases[i].text, v.link_foreign, v.link_lookalike, v.link_deceptive);
+		/* Links are judged apart: the sender's authentication still stands. */
+		assert_true(v.authentic);
+	}
+	msg_init(&m, "notice-dispute@amazon.com", NULL, ar);
+	m.text = "Appeal at https://sellercentral.amazon.com/appeal (https://appeal-center.example/x)";
+	m.text_len = strlen(m.text);
+	auth_check(&m, amazon, ours, &v);
+	assert_true(has_finding(&v, "link text shows an Amazon host but the link goes to "
+	    "appeal-center.example"));
+}
+
 int
 main(void)
 {
@@ -340,6 +489,10 @@ main(void)
 		cmocka_unit_test(test_lookalike_sender),
 		cmocka_unit_test(test_display_name_address),
 		cmocka_unit_test(test_domain_in_list),
+		cmocka_unit_test(test_forged_above_own),
+		cmocka_unit_test(test_authserv_none),
+		cmocka_unit_test(test_findings),
+		cmocka_unit_test(test_links),
 	};
 
 	return cmocka_run_group_tests_name("auth", tests, NULL, NULL);

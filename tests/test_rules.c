@@ -1,4 +1,4 @@
-/* test_rules.c — rules: config errors, deadlines in each language, ASIN layouts, types, marketplaces, match limits. */
+/* test_rules.c — rules: config errors, deadlines in each language, ASIN layouts, types, marketplaces, match limits, reasons, unverified mail, links, built-in defaults. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -597,6 +597,232 @@ test_match_limit(void **state)
 	rmdir(dir);
 }
 
+/* ---- Reasons, unverified mail, links, built-in defaults ---------------- */
+
+static const char notice_text[] =
+    "We removed some of your listings because we received a report from a "
+    "rights owner that they may infringe the rights owner's trademark.\n"
+    "Go to Account Health (https://sellercentral.amazon.com/performance/dashboard).\n"
+    "These are the rights owner's contact details:\n"
+    "-- Halvorsen Tool Co.\n-- legal@halvorsentools.example.com\n"
+    "ASIN: B0CR3M8W5T\nInfringement type: Trademark\nComplaint ID: 12904418236\n";
+
+static bool
+has_reason(const struct verdict *v, const char *prefix)
+{
+	char *const	*p;
+
+	for (p = v->reasons; p != NULL && *p != NULL; p++)
+		if (strncmp(*p, prefix, strlen(prefix)) == 0)
+			return true;
+	return false;
+}
+
+static void
+test_reasons(void **state)
+{
+	struct verdict	 v = { 0 };
+	struct fake	 f;
+
+	(void)state;
+	classify_text("notice-dispute@amazon.com", "Notice: Policy Warning", notice_text, &v);
+	assert_int_equal(v.kind, KIND_IP_NOTICE);
+	assert_true(v.authentic);
+	assert_false(v.unverified);
+	assert_string_equal(v.reasons[0], "rule ip_notice matched (kind ip_notice)");
+	assert_true(has_reason(&v, "dmarc=pass dkim=amazon.com"));
+	verdict_clear(&v);
+
+	/* A spoof: the reasons say which rule and every trait. */
+	fake_init(&f, "notice-dispute@amazon.com", "Notice: Policy Warning", notice_text);
+	free(f.ar[0]);
+	f.ar[0] = xstrdup("mx.seller-mail.example; dkim=none; dmarc=fail header.from=amazon.com");
+	f.m.reply_to_addr = "appeals@amazon-case-review.test";
+	rules_classify(samples_rules, samples_conf, &f.m, &v);
+	assert_int_equal(v.kind, KIND_PHISHING);
+	assert_true(has_reason(&v, "rule ip_notice matched"));
+	assert_true(has_reason(&v, "Reply-To outside Amazon: amazon-case-review.test"));
+	assert_true(has_reason(&v, "dmarc=fail for amazon.com"));
+	assert_true(has_reason(&v, "phishing: shaped like ip_notice"));
+	verdict_clear(&v);
+	fake_free(&f);
+
+	/* Mail no rule matches says so. */
+	classify_text("lucia@example.com", "Cena", "Hola", &v);
+	assert_true(has_reason(&v, "no rule matched"));
+	verdict_clear(&v);
+}
+
+static void
+test_unverified(void **state)
+{
+	char		*none_ids[] = { "none", NULL };
+	struct verdict	 v = { 0 };
+	struct fake	 f;
+	char		*text;
+
+	(void)state;
+	/* No Authentication-Results at all: a notice from Amazon's domain stays one. */
+	fake_init(&f, "notice-dispute@amazon.com", "Notice: Policy Warning", notice_text);
+	f.ar[1] = NULL;
+	free(f.ar[0]);
+	f.ar[0] = NULL;
+	rules_classify_ids(samples_rules, none_ids, &f.m, &v);
+	assert_int_equal(v.kind, KIND_IP_NOTICE);
+	assert_true(v.unverified);
+	assert_false(v.authentic);
+	assert_string_equal(v.complaint_id, "12904418236");
+	assert_true(has_reason(&v, "unverified:"));
+	verdict_clear(&v);
+
+	/* A header the sender wrote proves nothing, even one claiming the id "none". */
+	f.ar[0] = xstrdup("none; dkim=pass header.d=amazon.com; dmarc=pass header.from=amazon.com");
+	rules_classify_ids(samples_rules, none_ids, &f.m, &v);
+	assert_int_equal(v.kind, KIND_IP_NOTICE);
+	assert_true(v.unverified);
+	verdict_clear(&v);
+
+	/* A foreign Reply-To is still phishing. */
+	f.m.reply_to_addr = "appeals@case-review.example";
+	rules_classify_ids(samples_rules, none_ids, &f.m, &v);
+	assert_int_equal(v.kind, KIND_PHISHING);
+	assert_false(v.unverified);
+	verdict_clear(&v);
+	f.m.reply_to_addr = NULL;
+
+	/* So is a link outside Amazon. */
+	text = xasprintf("%sDownload the evidence: https://storage.googleapis.com/c/12904418236.zip\n",
+	    notice_text);
+	f.m.text = text;
+	f.m.text_len = strlen(text);
+	rules_classify_ids(samples_rules, none_ids, &f.m, &v);
+	assert_int_equal(v.kind, KIND_PHISHING);
+	assert_true(has_reason(&v, "link to a host outside Amazon: storage.googleapis.com"));
+	verdict_clear(&v);
+	fake_free(&f);
+	free(text);
+
+	/* And a look-alike sender. */
+	fake_init(&f, "notice@amazon-seller-notices.example", "Notice: Policy Warning", notice_text);
+	rules_classify_ids(samples_rules, none_ids, &f.m, &v);
+	assert_int_equal(v.kind, KIND_PHISHING);
+	verdict_clear(&v);
+	fake_free(&f);
+
+	/* Ordinary mail is merely unverified, never phishing. */
+	fake_init(&f, "lucia@example.com", "Cena", "Hola");
+	rules_classify_ids(samples_rules, none_ids, &f.m, &v);
+	assert_int_equal(v.kind, KIND_OTHER);
+	assert_true(v.unverified);
+	verdict_clear(&v);
+	fake_free(&f);
+}
+
+static void
+test_links_in_notices(void **state)
+{
+	struct verdict	 v = { 0 };
+	char		*text;
+
+	(void)state;
+	/* Authenticated, but the link text shows Amazon and the link goes elsewhere. */
+	text = xasprintf("%sAppeal here: https://sellercentral.amazon.com/appeal "
+	    "(https://seller-appeals.example.net/login)\n", notice_text);
+	classify_text("notice-dispute@amazon.com", "Notice: Policy Warning", text, &v);
+	assert_int_equal(v.kind, KIND_PHISHING);
+	assert_false(v.authentic);
+	assert_true(has_reason(&v, "link text shows an Amazon host but the link goes to "
+	    "seller-appeals.example.net"));
+	verdict_clear(&v);
+	free(text);
+
+	/* A plain foreign link in an authenticated notice is a reason, not a verdict. */
+	text = xasprintf("%sOur guide: https://help.example.org/ip\n", notice_text);
+	classify_text("notice-dispute@amazon.com", "Notice: Policy Warning", text, &v);
+	assert_int_equal(v.kind, KIND_IP_NOTICE);
+	assert_true(v.authentic);
+	assert_true(has_reason(&v, "link to a host outside Amazon: help.example.org"));
+	verdict_clear(&v);
+	free(text);
+
+	/* Links in mail that is no notice change nothing. */
+	classify_text("news@marketplacemonday.example.com", "Weekly",
+	    "Read https://sellercentral.amazon.com/news (https://track.example.com/c/1)\n", &v);
+	assert_int_equal(v.kind, KIND_OTHER);
+	verdict_clear(&v);
+}
+
+static void
+test_builtin_defaults(void **state)
+{
+	struct conf	*conf;
+	struct rules	*r;
+	struct verdict	 v = { 0 };
+	struct fake	 f;
+	char		*shipped;
+	size_t		 len;
+
+	(void)state;
+	/* The embedded copy is the shipped file as it is now. */
+	shipped = file_read("conf/rules.conf", 1 << 22, &len);
+	assert_non_null(shipped);
+	assert_int_equal(len, rules_default_len);
+	assert_memory_equal(shipped, rules_default_text, len);
+	free(shipped);
+
+	conf = conf_builtin();
+	assert_non_null(conf);
+	assert_int_equal(conf->nerrors, 0);
+	assert_int_equal(conf->naccounts, 0);
+	assert_non_null(conf->amazon_domains);
+	r = rules_load_default(conf);
+	assert_non_null(r);
+	fake_init(&f, "notice-dispute@amazon.co.uk", "Notice: Policy Warning", notice_text);
+	rules_classify(r, conf, &f.m, &v);
+	assert_int_equal(v.kind, KIND_IP_NOTICE);
+	assert_true(v.authentic);
+	assert_string_equal(v.marketplace, "uk");
+	assert_string_equal(v.rights_owner_email, "legal@halvorsentools.example.com");
+	verdict_clear(&v);
+	fake_free(&f);
+	rules_free(r);
+
+	/* Broken text is reported, not crashed on. */
+	assert_null(rules_load_text(conf, "broken.conf", "rules = ( {", 11));
+	assert_true(conf->nerrors > 0);
+	conf_free(conf);
+}
+
+static void
+test_authserv_none_alone(void **state)
+{
+	static const char bad[] =
+	    "accounts = ( { name = \"shop\"; host = \"127.0.0.1\"; tls = \"none\"; port = 143;\n"
+	    "  user = \"u\"; password_file = \"p\"; authserv_ids = [ \"mx.example\", \"none\" ]; } );\n"
+	    "smtp = { url = \"smtp://127.0.0.1:2525\"; from = \"a@shop.example\"; to = \"b@shop.example\"; };\n";
+	char		 path[] = "/tmp/test_rules_none.XXXXXX";
+	struct conf	*conf;
+	int		 fd, saved, devnull;
+
+	(void)state;
+	assert_true((fd = mkstemp(path)) >= 0);
+	assert_int_equal(write(fd, bad, sizeof(bad) - 1), (ssize_t)(sizeof(bad) - 1));
+	close(fd);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	devnull = open("/dev/null", O_WRONLY);
+	dup2(devnull, STDERR_FILENO);
+	close(devnull);
+	conf = conf_load(path);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	assert_non_null(conf);
+	assert_int_equal(conf->nerrors, 1);
+	conf_free(conf);
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -611,6 +837,11 @@ main(void)
 		cmocka_unit_test(test_kinds),
 		cmocka_unit_test(test_prescreen),
 		cmocka_unit_test(test_match_limit),
+		cmocka_unit_test(test_reasons),
+		cmocka_unit_test(test_unverified),
+		cmocka_unit_test(test_links_in_notices),
+		cmocka_unit_test(test_builtin_defaults),
+		cmocka_unit_test(test_authserv_none_alone),
 	};
 
 	return cmocka_run_group_tests_name("rules", tests, group_setup, group_teardown);
