@@ -454,6 +454,16 @@ lookalike_distance(const char *a, size_t la, const char *b, size_t lb)
 	return d[la][lb];
 }
 
+static size_t
+brand_letters(const char *s, size_t len)
+{
+	size_t	i, n = 0;
+
+	for (i = 0; i < len; i++)
+		n += s[i] == 'a' || s[i] == 'm' || s[i] == 'z' || s[i] == 'o' || s[i] == 'n';
+	return n;
+}
+
 /* Does the skeleton hold "amazon" give or take one letter, or "amzn"? */
 static bool
 skeleton_has_brand(const char *s)
@@ -462,9 +472,17 @@ skeleton_has_brand(const char *s)
 
 	if (strstr(s, "amzn") != NULL)
 		return true;
+	/*
+	 * One edit away from "amazon" keeps at least five of its letters, so a
+	 * window (or a whole name) with fewer letters from a, m, z, o, n cannot
+	 * match: most domains are dismissed without the distance table.
+	 */
+	if (brand_letters(s, len) < 5)
+		return false;
 	for (i = 0; i < len; i++)
 		for (l = 5; l <= 7 && i + l <= len; l++)
-			if (lookalike_distance(s + i, l, "amazon", 6) <= 1)
+			if (brand_letters(s + i, l) >= 5 &&
+			    lookalike_distance(s + i, l, "amazon", 6) <= 1)
 				return true;
 	return false;
 }
@@ -787,19 +805,17 @@ scan_links(const char *text, size_t len, char *const *amazon_domains,
 	}
 }
 
-void
-auth_check(const struct message *m, char *const *amazon_domains,
-    char *const *authserv_ids, struct auth_verdict *out)
+/*
+ * The sender alone: an Amazon From domain, or look-alike traits (the From
+ * domain, a display name claiming Amazon, a foreign Reply-To on Amazon mail).
+ * Cheap enough for the header pre-screen of every new message.
+ */
+static void
+check_sender(const struct message *m, char *const *amazon_domains, struct auth_verdict *out)
 {
-	struct ar_header	*hdrs;
-	const struct ar_header	*h;
-	const struct ar_result	*r;
-	const char		*from_domain = NULL, *d, *primary;
-	char			 fd[AR_TOKEN_MAX], rd[AR_TOKEN_MAX], *name_domain, *ns;
-	size_t			 n, first, i, j;
-	bool			 dmarc_seen = false;
+	const char	*from_domain = NULL, *d;
+	char		 fd[AR_TOKEN_MAX], rd[AR_TOKEN_MAX], *name_domain, *ns;
 
-	memset(out, 0, sizeof(*out));
 	if (m->from_addr != NULL && (d = address_domain(m->from_addr)) != NULL) {
 		snprintf(fd, sizeof(fd), "%s", d);
 		str_lower(fd);
@@ -840,6 +856,37 @@ auth_check(const struct message *m, char *const *amazon_domains,
 			out->lookalike = true;
 			set_reason(out, "Reply-To outside Amazon: ", rd);
 		}
+	}
+}
+
+bool
+auth_sender_suspect(const struct message *m, char *const *amazon_domains)
+{
+	struct auth_verdict	v;
+
+	memset(&v, 0, sizeof(v));
+	check_sender(m, amazon_domains, &v);
+	return v.amazon_from || v.lookalike;
+}
+
+void
+auth_check(const struct message *m, char *const *amazon_domains,
+    char *const *authserv_ids, struct auth_verdict *out)
+{
+	struct ar_header	*hdrs;
+	const struct ar_header	*h;
+	const struct ar_result	*r;
+	const char		*from_domain = NULL, *d, *primary;
+	char			 fd[AR_TOKEN_MAX];
+	size_t			 n, first, i, j;
+	bool			 dmarc_seen = false;
+
+	memset(out, 0, sizeof(*out));
+	check_sender(m, amazon_domains, out);
+	if (m->from_addr != NULL && (d = address_domain(m->from_addr)) != NULL) {
+		snprintf(fd, sizeof(fd), "%s", d);
+		str_lower(fd);
+		from_domain = fd;
 	}
 	if (m->text != NULL)
 		scan_links(m->text, m->text_len, amazon_domains, out);

@@ -39,6 +39,12 @@ struct auth_verdict {
 void	auth_check(const struct message *m, char *const *amazon_domains,
 	    char *const *authserv_ids, struct auth_verdict *out);
 
+/*
+ * The sender part of auth_check() alone, for the header pre-screen: is the
+ * From domain Amazon's, or does the sender look like Amazon without being it?
+ */
+bool	auth_sender_suspect(const struct message *, char *const *amazon_domains);
+
 /* Is domain (lower case) one of the list or a subdomain of one? */
 bool	domain_in_list(const char *domain, char *const *list);
 

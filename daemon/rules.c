@@ -1699,15 +1699,13 @@ rules_classify(const struct rules *r, const struct conf *conf, const struct mess
 bool
 rules_prescreen(const struct rules *r, const struct message *headers)
 {
-	struct auth_verdict	 a;
 	pcre2_match_data	*md;
 	const char		*subject = headers->subject != NULL ? headers->subject : "";
 	size_t			 len = strlen(subject), i;
 	char			*to;
 	bool			 yes = false;
 
-	auth_check(headers, r->amazon_domains, r->authserv_ids, &a);
-	if (a.amazon_from || a.lookalike)
+	if (auth_sender_suspect(headers, r->amazon_domains))
 		return true;
 	for (i = 0; headers->to_addrs != NULL && headers->to_addrs[i] != NULL && !yes; i++) {
 		to = lower_domain_of(headers->to_addrs[i]);
