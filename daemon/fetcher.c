@@ -180,9 +180,11 @@ send_or_die(struct fetcher_ctx *f, enum frame_type type, struct buf *b)
 		flush_or_die(f);
 }
 
+/* The F_HEADER frames of one batch, decoded but not sent yet. */
 struct header_batch {
-	struct fetcher_ctx	*f;
-	uint32_t		 count;
+	struct buf	 frames;
+	uint32_t	 count;
+	uint32_t	 high;		/* highest UID of the batch */
 };
 
 static void
@@ -196,8 +198,22 @@ on_header(uint32_t uid, uint32_t size, const char *hdr, size_t len, void *arg)
 	buf_put_u32(&b, size);
 	message_serialize(m, &b);
 	message_free(m);
-	send_or_die(hb->f, F_HEADER, &b);
+	if (frame_append(&hb->frames, F_HEADER, &b) == -1)
+		_exit(FETCHER_EXIT_RETRY);
+	buf_free(&b);
 	hb->count++;
+}
+
+static void
+fetch_batch(struct fetcher_ctx *f, const uint32_t *uids, size_t m, struct header_batch *hb)
+{
+	enum result	res;
+
+	hb->frames.len = 0;
+	hb->count = 0;
+	hb->high = uids[m - 1];
+	if ((res = imap_fetch_headers(f->imap, uids, m, on_header, hb)) != R_OK)
+		fetcher_fail(f, res, "UID FETCH headers");
 }
 
 /* Waits for the parent's F_WANT after a header batch; returns the UIDs wanted. */
@@ -258,7 +274,7 @@ static void
 do_sync(struct fetcher_ctx *f, struct reader *r)
 {
 	struct imap_folder	 st;
-	struct header_batch	 hb = { f, 0 };
+	struct header_batch	 cur = { { NULL, 0, 0 }, 0, 0 }, next = cur;
 	struct buf		 b = { 0 };
 	uint32_t		*uids = NULL, *want, known, last, high;
 	uint64_t		 since;
@@ -304,14 +320,24 @@ do_sync(struct fetcher_ctx *f, struct reader *r)
 		if (res != R_OK)
 			fetcher_fail(f, res, "UID SEARCH");
 	}
+	/*
+	 * Pipelined: while the parent judges batch k, this process already
+	 * fetches and decodes the headers of batch k+1, so the two processes
+	 * work side by side instead of in turns.
+	 */
+	if (n > 0)
+		fetch_batch(f, uids, n < IMAP_FETCH_BATCH ? n : IMAP_FETCH_BATCH, &next);
 	for (i = 0; i < n; i += m) {
 		m = n - i < IMAP_FETCH_BATCH ? n - i : IMAP_FETCH_BATCH;
-		hb.count = 0;
-		if ((res = imap_fetch_headers(f->imap, uids + i, m, on_header, &hb)) != R_OK)
-			fetcher_fail(f, res, "UID FETCH headers");
-		buf_put_u32(&b, uids[i + m - 1]);
-		buf_put_u32(&b, hb.count);
+		cur = next;
+		memset(&next, 0, sizeof(next));
+		buf_append(&f->out, cur.frames.data, cur.frames.len);
+		buf_put_u32(&b, cur.high);
+		buf_put_u32(&b, cur.count);
 		send_or_die(f, F_BATCH, &b);
+		if (i + m < n)
+			fetch_batch(f, uids + i + m, n - i - m < IMAP_FETCH_BATCH ?
+			    n - i - m : IMAP_FETCH_BATCH, &next);
 		/*
 		 * The parent may ask again after each round: a notice in this
 		 * batch can make a later message of the batch (the rights
@@ -321,8 +347,10 @@ do_sync(struct fetcher_ctx *f, struct reader *r)
 			fetch_bodies(f, want, nwant);
 			free(want);
 		}
-		high = uids[i + m - 1];
+		high = cur.high;
+		buf_free(&cur.frames);
 	}
+	buf_free(&next.frames);
 	free(uids);
 	buf_put_str(&b, folder);
 	buf_put_u32(&b, st.uidvalidity);
