@@ -410,6 +410,13 @@ mailer_subject(const struct reminder *r)
 		buf_printf(&b, "Daily digest: %zu open case%s, %zu overdue",
 		    r->ncases, r->ncases == 1 ? "" : "s", digest_overdue(r));
 		break;
+	case REMINDER_CONFIRM:
+		/* The first line of alert_text says what the commands did. */
+		s = xstrndup(r->alert_text != NULL ? r->alert_text : "",
+		    r->alert_text != NULL ? strcspn(r->alert_text, "\n") : 0);
+		buf_puts(&b, *s != '\0' ? s : "Your mail command");
+		free(s);
+		break;
 	}
 	buf_append(&b, "", 0);
 	/* The pieces are clean already; this only bounds the length. */
@@ -673,10 +680,12 @@ doc_task(struct doc *d, const struct reminder *r, GTimeZone *tz)
 	if (c != NULL)
 		doc_correspondence(d, c);
 	doc_heading(d, "When it is done");
-	s = xasprintf("Run `ipcase done %lld %s` on the server. To be reminded "
-	    "later instead: `ipcase snooze %lld 1d`. Everything about the case: "
-	    "`ipcase show %lld`.", (long long)(c != NULL ? c->id : 0), task,
-	    (long long)(c != NULL ? c->id : 0), (long long)(c != NULL ? c->id : 0));
+	s = xasprintf("Reply to this mail with the line \"done\", or run "
+	    "`ipcase done %lld %s` on the server. To be reminded later instead: "
+	    "reply \"snooze 1d\", or `ipcase snooze %lld 1d`. Everything about "
+	    "the case: `ipcase show %lld`.", (long long)(c != NULL ? c->id : 0),
+	    task, (long long)(c != NULL ? c->id : 0),
+	    (long long)(c != NULL ? c->id : 0));
 	doc_para(d, s);
 	free(s);
 	free(task);
@@ -716,6 +725,39 @@ doc_alert(struct doc *d, const struct reminder *r, GTimeZone *tz)
 		doc_case_summary(d, c, tz);
 		doc_correspondence(d, c);
 	}
+}
+
+/* What the seller's mail command did: the result lines after alert_text's first. */
+static void
+doc_confirm(struct doc *d, const struct reminder *r, GTimeZone *tz)
+{
+	const char	*nl = r->alert_text != NULL ? strchr(r->alert_text, '\n') : NULL;
+
+	doc_heading(d, "What your mail did");
+	if (nl != NULL && nl[1] != '\0')
+		doc_lines(d, nl + 1);
+	else
+		doc_para(d, "Nothing was changed.");
+	if (r->c != NULL) {
+		doc_heading(d, "The case");
+		doc_case_summary(d, r->c, tz);
+	}
+}
+
+static const char *
+reminder_kind_name(enum reminder_kind k)
+{
+	switch (k) {
+	case REMINDER_TASK:
+		return "task";
+	case REMINDER_ALERT:
+		return "alert";
+	case REMINDER_DIGEST:
+		return "digest";
+	case REMINDER_CONFIRM:
+		return "confirm";
+	}
+	return "other";
 }
 
 static bool
@@ -973,9 +1015,22 @@ mailer_compose(const struct conf *conf, const struct reminder *r, size_t *len)
 	case REMINDER_DIGEST:
 		doc_digest(&d, r, tz);
 		break;
+	case REMINDER_CONFIRM:
+		doc_confirm(&d, r, tz);
+		break;
 	}
-	doc_para(&d, "-- ipcased watches your mailbox for Amazon IP complaints. "
-	    "This mail was generated automatically; replies are not read.");
+	/* Mail about a case carries its token in the Message-ID: replies can be commands. */
+	if (r->kind != REMINDER_DIGEST && r->c != NULL && r->c->id > 0 &&
+	    r->c->token != NULL && *r->c->token != '\0')
+		doc_para(&d, "-- ipcased watches your mailbox for Amazon IP "
+		    "complaints. This mail was generated automatically. To act "
+		    "on the case, reply with command lines at the top of your "
+		    "answer: done TASK (or just done), snooze 2d, close REASON, "
+		    "note TEXT. Other replies are not read.");
+	else
+		doc_para(&d, "-- ipcased watches your mailbox for Amazon IP "
+		    "complaints. This mail was generated automatically; replies "
+		    "are not read.");
 	buf_puts(&d.html, "</body></html>\n");
 
 	msg = g_mime_message_new(TRUE);
@@ -997,7 +1052,22 @@ mailer_compose(const struct conf *conf, const struct reminder *r, size_t *len)
 	g_date_time_unref(utc);
 	id = msgid_clean(r->message_id);
 	g_mime_message_set_message_id(msg, id);
-	if (r->thread_id != NULL && *r->thread_id != '\0') {
+	if (r->kind == REMINDER_CONFIRM && r->in_reply_to != NULL &&
+	    *r->in_reply_to != '\0') {
+		/* Threaded under the seller's command, and through it under our reminders. */
+		char	*reply = msgid_clean(r->in_reply_to);
+
+		thread = msgid_clean(r->thread_id);
+		s = xasprintf("<%s>", reply);
+		g_mime_object_set_header(GMIME_OBJECT(msg), "In-Reply-To", s, NULL);
+		free(s);
+		s = *thread != '\0' ? xasprintf("<%s> <%s>", thread, reply) :
+		    xasprintf("<%s>", reply);
+		g_mime_object_set_header(GMIME_OBJECT(msg), "References", s, NULL);
+		free(s);
+		free(thread);
+		free(reply);
+	} else if (r->thread_id != NULL && *r->thread_id != '\0') {
 		thread = msgid_clean(r->thread_id);
 		s = xasprintf("<%s>", thread);
 		g_mime_object_set_header(GMIME_OBJECT(msg), "In-Reply-To", s, NULL);
@@ -1008,6 +1078,9 @@ mailer_compose(const struct conf *conf, const struct reminder *r, size_t *len)
 	/* RFC 3834: no vacation or auto-reply must answer a reminder. */
 	g_mime_object_set_header(GMIME_OBJECT(msg), "Auto-Submitted", "auto-generated", NULL);
 	g_mime_object_set_header(GMIME_OBJECT(msg), "X-Auto-Response-Suppress", "All", NULL);
+	/* Marks all our mail, digests too, so that it is known when it comes back. */
+	g_mime_object_set_header(GMIME_OBJECT(msg), "X-Ipcased-Kind",
+	    reminder_kind_name(r->kind), NULL);
 	if (r->kind != REMINDER_DIGEST && r->c != NULL && r->c->id > 0) {
 		s = xasprintf("%lld", (long long)r->c->id);
 		g_mime_object_set_header(GMIME_OBJECT(msg), "X-Ipcased-Case", s, NULL);

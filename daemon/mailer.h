@@ -12,7 +12,8 @@
 enum reminder_kind {
 	REMINDER_TASK,		/* a task's deadline approaches or has passed */
 	REMINDER_ALERT,		/* phishing verdict or account-level warning: now */
-	REMINDER_DIGEST		/* all open cases by urgency */
+	REMINDER_DIGEST,	/* all open cases by urgency */
+	REMINDER_CONFIRM	/* what a mail command from the seller did (added by commands) */
 };
 
 /* One case as a reminder shows it.  All strings borrowed, UTF-8, untrusted (notice text). */
@@ -40,11 +41,14 @@ struct reminder {
 	const char		*task;		/* TASK: PLAYBOOK.md id */
 	time_t			 due;		/* TASK: the deadline */
 	const char		*threshold;	/* TASK: "72h", "24h", "overdue" ... */
-	const char		*alert_text;	/* ALERT: what happened, one paragraph */
+	const char		*alert_text;	/* ALERT: what happened, one paragraph;
+						   CONFIRM: the subject's tail, a newline, then result lines */
 	const struct mail_case	*cases;		/* DIGEST: array */
 	size_t			 ncases;
 	const char		*message_id;	/* stable, without <>: a resend after a crash reuses it */
 	const char		*thread_id;	/* the case's first reminder id: In-Reply-To/References; NULL for the first */
+	const char		*in_reply_to;	/* CONFIRM: the seller's command mail (without <>): In-Reply-To,
+						   and References after thread_id; NULL when it had no id */
 	const char		*timezone;	/* the seller's, for dates shown */
 	time_t			 now;
 };
@@ -52,8 +56,9 @@ struct reminder {
 /*
  * Builds the RFC 5322 message (LF line endings; mailer_send converts):
  * From conf->smtp.from, To the seller addresses (and counsel for `legal`),
- * RFC 2047 subject, text/plain + text/html, Auto-Submitted: auto-generated.
- * No untrusted byte can end a header.  Returns malloc'd text and its length.
+ * RFC 2047 subject, text/plain + text/html, Auto-Submitted: auto-generated,
+ * X-Ipcased-Kind (task, alert, digest, confirm: our own mail is known when it
+ * comes back).  No untrusted byte can end a header.  Returns malloc'd text and its length.
  */
 char	*mailer_compose(const struct conf *, const struct reminder *, size_t *len);
 

@@ -40,6 +40,7 @@ struct threshold {
 struct plan_task {
 	int64_t	 case_id;
 	char	*task;			/* owned */
+	char	*token;			/* owned: the case's, for the Message-ID (reply commands) */
 	time_t	 due;
 };
 
@@ -654,8 +655,10 @@ plan_task(struct store *s, const struct conf *conf, GTimeZone *tz,
 			reply = xasprintf("folded into digest %s", digest);
 		}
 	}
-	tag = xasprintf("r%lld.%s.%s", (long long)pt->case_id, pt->task,
-	    th[reached].name);
+	/* The token ends the local part: a reply to it may carry commands (command.h). */
+	tag = xasprintf("r%lld.%s.%s%s%s", (long long)pt->case_id, pt->task,
+	    th[reached].name, pt->token != NULL ? "." : "",
+	    pt->token != NULL ? pt->token : "");
 	message_id = msgid_generate(tag, domain);
 	if ((n = outbox_insert(s, "task", pt->case_id, pt->task,
 	    th[reached].name, message_id, now, status, send, reply)) == -1)
@@ -679,8 +682,10 @@ plan_tasks_free(struct plan_task *pts, size_t n)
 {
 	size_t	i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		free(pts[i].task);
+		free(pts[i].token);
+	}
 	free(pts);
 }
 
@@ -698,7 +703,7 @@ plan_tasks_load(struct store *s, time_t now, struct plan_task **out, size_t *nou
 	 * cancels its tasks but opens resume and prevent, which still need
 	 * their reminders.
 	 */
-	st = store_stmt(s, "SELECT t.case_id, t.task, t.due FROM tasks t"
+	st = store_stmt(s, "SELECT t.case_id, t.task, t.due, c.token FROM tasks t"
 	    " JOIN cases c ON c.id = t.case_id"
 	    " WHERE t.status = 'open'"
 	    " AND (c.snoozed_until IS NULL OR c.snoozed_until <= ?1)"
@@ -714,6 +719,7 @@ plan_tasks_load(struct store *s, time_t now, struct plan_task **out, size_t *nou
 		pts[n].case_id = sqlite3_column_int64(st, 0);
 		pts[n].task = column_dup(st, 1);
 		pts[n].due = (time_t)sqlite3_column_int64(st, 2);
+		pts[n].token = column_dup(st, 3);
 		n++;
 	}
 	sqlite3_reset(st);
@@ -1199,6 +1205,17 @@ retry_delay(int attempts)
 	return delay < RETRY_MAX_SEC ? delay : RETRY_MAX_SEC;
 }
 
+/*
+ * The answer to a seller's mail command (cases.c): an alert row with task
+ * 'confirm', whose threshold is the command mail's dedupe key.
+ */
+static bool
+row_is_confirm(const struct outbox_row *row)
+{
+	return strcmp(row->kind, "alert") == 0 && row->task != NULL &&
+	    strcmp(row->task, "confirm") == 0;
+}
+
 /* What the row is about, for the log: "reminder 12 (case 3 review 24h)". */
 static char *
 row_describe(const struct outbox_row *row)
@@ -1207,6 +1224,9 @@ row_describe(const struct outbox_row *row)
 		return xasprintf("reminder %lld (case %lld %s %s)", (long long)row->id,
 		    (long long)row->case_id, row->task != NULL ? row->task : "?",
 		    row->threshold != NULL ? row->threshold : "?");
+	if (row_is_confirm(row))
+		return xasprintf("confirmation %lld (case %lld)", (long long)row->id,
+		    (long long)row->case_id);
 	if (strcmp(row->kind, "alert") == 0)
 		return row->case_id > 0 ? xasprintf("alert %lld (case %lld)",
 		    (long long)row->id, (long long)row->case_id) :
@@ -1245,7 +1265,9 @@ outbox_record(struct store *s, const struct outbox_row *row, int rc,
 		if (row->case_id > 0) {
 			char *event = strcmp(row->kind, "task") == 0 ?
 			    xasprintf("reminder sent: %s %s", row->task,
-			    row->threshold) : xasprintf("alert sent");
+			    row->threshold) : row_is_confirm(row) ?
+			    xasprintf("confirmation of a mail command sent") :
+			    xasprintf("alert sent");
 
 			st = store_stmt(s, "INSERT INTO events(case_id, at, what)"
 			    " VALUES (?1, ?2, ?3)");
@@ -1338,6 +1360,11 @@ send_one(struct store *s, const struct conf *conf, GTimeZone *tz, int64_t id,
 		}
 		if (n == -1)
 			goto out;
+	} else if (row_is_confirm(&row)) {
+		rem.kind = REMINDER_CONFIRM;
+		/* The command mail's id; a mail without one has a hash key instead. */
+		if (row.threshold != NULL && strncmp(row.threshold, "sha256:", 7) != 0)
+			rem.in_reply_to = row.threshold;
 	} else if (strcmp(row.kind, "alert") == 0)
 		rem.kind = REMINDER_ALERT;
 	else
@@ -1509,6 +1536,75 @@ schedule_send_due(struct store *s, const struct conf *conf, time_t now)
 out:
 	free(ids);
 	g_time_zone_unref(tz);
+	return ret;
+}
+
+/*
+ * A NULL case_id defeats outbox's UNIQUE(kind, case_id, task, threshold) in
+ * sqlite, so the key is looked up first; both statements run in one
+ * transaction, ours or the caller's.
+ */
+int
+schedule_alert(struct store *s, const struct conf *conf, const char *key, const char *text,
+    time_t now)
+{
+	sqlite3_stmt	*st;
+	char		*domain, *message_id;
+	bool		 begun = false;
+	int		 n, ret = -1;
+
+	domain = msgid_domain(conf);
+	message_id = msgid_generate("alert", domain);
+	if (sqlite3_get_autocommit(store_db(s)) != 0) {
+		if (store_begin(s) == -1)
+			goto out;
+		begun = true;
+	}
+	st = store_stmt(s, "SELECT 1 FROM outbox WHERE kind = 'alert' AND case_id IS NULL"
+	    " AND task IS NULL AND threshold = ?1 LIMIT 1");
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if ((n = exists_query(s, st, "look up alert")) == -1)
+		goto out;
+	if (n == 1) {
+		ret = 0;
+		goto out;
+	}
+	st = store_stmt(s, "INSERT INTO outbox(kind, case_id, task, threshold, message_id,"
+	    " created, next_attempt, alert_text) VALUES ('alert', NULL, NULL, ?1, ?2, ?3, ?3, ?4)");
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, message_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now);
+	sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
+	if (step_done(s, st, "queue alert") == -1)
+		goto out;
+	if (begun) {
+		begun = false;
+		if (store_commit(s) == -1)
+			goto out;
+	}
+	ret = 1;
+out:
+	if (begun)
+		store_rollback(s);
+	free(message_id);
+	free(domain);
+	return ret;
+}
+
+int
+schedule_alert_rearm(struct store *s, const char *key)
+{
+	sqlite3_stmt	*st;
+	int		 ret;
+
+	/* Only a row already sent: a pending or held one still tells the seller what happened. */
+	st = store_stmt(s, "UPDATE outbox SET threshold = threshold || '@' || created"
+	    " WHERE kind = 'alert' AND case_id IS NULL AND task IS NULL AND threshold = ?1"
+	    " AND status = 'sent'");
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (step_done(s, st, "rearm alert") == -1)
+		return -1;
+	ret = sqlite3_changes(store_db(s));
 	return ret;
 }
 

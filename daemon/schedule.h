@@ -21,6 +21,23 @@ int	schedule_plan(struct store *, const struct conf *, time_t now);
  */
 int	schedule_send_due(struct store *, const struct conf *, time_t now);
 
+/*
+ * Queues an alert about the daemon itself (no case), e.g. key
+ * "oauth-refused:shop": one outbox row per key however often the condition
+ * is met again, sent by schedule_send_due like any alert.  Uses the open
+ * transaction if there is one, else its own.  Returns 1 when queued, 0 when
+ * the key already has a row, -1 on a database error (logged).
+ */
+int	schedule_alert(struct store *, const struct conf *, const char *key, const char *text,
+	    time_t now);
+
+/*
+ * The condition of key is over (the grant works again): its alert row is
+ * kept, renamed "key@<created>", so that the next occurrence alerts again.
+ * Returns the rows renamed, -1 on a database error (logged).
+ */
+int	schedule_alert_rearm(struct store *, const char *key);
+
 /* When something will next be due (a threshold, a retry); 0 when nothing is pending. */
 time_t	schedule_next_wakeup(struct store *, const struct conf *, time_t now);
 

@@ -476,6 +476,7 @@ check_header_set(GMimeMessage *m, const char *raw, const struct reminder *r)
 	want[nwant++] = "Message-Id";
 	want[nwant++] = "Auto-Submitted";
 	want[nwant++] = "X-Auto-Response-Suppress";
+	want[nwant++] = "X-Ipcased-Kind";	/* our own mail is known when it comes back */
 	want[nwant++] = "MIME-Version";
 	want[nwant++] = "Content-Type";
 	if (r->thread_id != NULL) {
