@@ -295,7 +295,9 @@ main_loop(struct daemon *d)
 		sync_ms = sync_step(d->sync, now);
 		if (d->once && sync_finished(d->sync))
 			break;
-		if (!d->once && (sync_take_changes(d->sync) || now >= d->schedule_next)) {
+		/* Never inside a batch's transaction: the schedule writes the store too. */
+		if (!d->once && !sync_busy(d->sync) &&
+		    (sync_take_changes(d->sync) || now >= d->schedule_next)) {
 			run_schedule(d);
 			plan_schedule_wakeup(d, now_mono_ms());
 			d->status_next = now;	/* cases or reminders may have changed */

@@ -40,6 +40,24 @@ oauth_rotated_path(const struct conf *conf, const struct conf_account *acct)
 	    conf->state_path, acct->name);
 }
 
+/* Where secret_read() finds oauth_refresh_token_file: a credential first, as there. */
+static char *
+given_path(const struct conf *conf, const struct conf_account *acct)
+{
+	const char	*file = acct->oauth_refresh_token_file, *credir;
+	char		*path;
+
+	if (file[0] == '/')
+		return xstrdup(file);
+	if ((credir = getenv("CREDENTIALS_DIRECTORY")) != NULL) {
+		path = xasprintf("%s/%s", credir, file);
+		if (access(path, F_OK) == 0)
+			return path;
+		free(path);
+	}
+	return xasprintf("%s/%s", conf->dir, file);
+}
+
 /* Writes the rotated refresh token atomically: a crash leaves the old or the new one. */
 static int
 save_rotated(const char *path, const char *token)
@@ -100,16 +118,24 @@ oauth_refresh(const struct conf *conf, const struct conf_account *acct, char **t
 	struct buf		 form = { 0 }, reply = { 0 };
 	struct json_object	*root = NULL, *v;
 	char			*rotated = oauth_rotated_path(conf, acct), *refresh = NULL;
+	char			*given;
 	char			*client_secret = NULL, cerr[CURL_ERROR_SIZE] = "";
 	const char		*new_refresh, *error;
 	enum result		 ret = R_RETRY;
 	long			 code = 0, expires_in = 3600;
 	CURLcode		 rc;
 	CURL			*c = NULL;
-	struct stat		 st;
+	struct stat		 st, gst;
 
 	*token = NULL;
-	if (stat(rotated, &st) == 0) {
+	/*
+	 * The rotated copy is the newest token, unless the seller has since
+	 * authorised again and written a fresh one into the configured file.
+	 */
+	given = given_path(conf, acct);
+	if (stat(rotated, &st) == 0 && (stat(given, &gst) == -1 ||
+	    st.st_mtim.tv_sec > gst.st_mtim.tv_sec || (st.st_mtim.tv_sec == gst.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec >= gst.st_mtim.tv_nsec))) {
 		if (secret_read(rotated, NULL, &refresh, err, errlen) == -1) {
 			ret = R_FATAL;
 			goto out;
@@ -197,5 +223,6 @@ out:
 	wipe(refresh);
 	wipe(client_secret);
 	free(rotated);
+	free(given);
 	return ret;
 }

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "message.h"
 #include "oauth.h"
+#include "schedule.h"
 
 #define BACKOFF_MIN_MS		1000
 #define BACKOFF_MAX_MS		(15 * 60 * 1000)
@@ -120,6 +121,16 @@ silence_limit_ms(const struct account *a)
 	return (int64_t)a->acct->timeout_sec * 4 * 1000 + SILENCE_GRACE_MS;
 }
 
+/* The account holding the store's transaction, or NULL. */
+static const struct account *
+txn_holder(const struct sync *s)
+{
+	for (size_t i = 0; i < s->naccounts; i++)
+		if (s->accounts[i].in_txn)
+			return &s->accounts[i];
+	return NULL;
+}
+
 /*
  * The fetcher is gone or must go: kill it, undo the batch in flight and
  * plan the restart.  why is logged on the first failure of an outage only.
@@ -130,6 +141,7 @@ account_down(struct account *a, enum result why, const char *reason)
 	const bool	 first = a->failures == 0;
 	int64_t		 delay, base, cap;
 	int		 status;
+	bool		 give_up;
 
 	if (a->in_txn) {
 		store_rollback(a->sync->store);
@@ -147,14 +159,23 @@ account_down(struct account *a, enum result why, const char *reason)
 		a->pid = -1;
 	}
 	a->failures++;
-	if (first || strcmp(reason, a->last_error) != 0)
-		log_warnx("%s: %s; retrying with back-off", a->acct->name, reason);
+	/* A refused login, certificate or grant will not heal within a one-shot run. */
+	give_up = a->sync->once && (why == R_FATAL || a->failures >= ONCE_MAX_ATTEMPTS);
+	/*
+	 * One line per outage: a server going down fails one way and then
+	 * another ("connection lost", then "connection refused").  Only a
+	 * turn to a refusal the admin must act on is worth a second line.
+	 */
+	if (first || (why == R_FATAL && strcmp(reason, a->last_error) != 0))
+		log_warnx("%s: %s%s", a->acct->name, reason, give_up ? "" :
+		    "; retrying with back-off");
 	else
 		log_debug("%s: %s (failure %d)", a->acct->name, reason, a->failures);
 	snprintf(a->last_error, sizeof(a->last_error), "%s", reason);
 
-	if (a->sync->once && a->failures >= ONCE_MAX_ATTEMPTS) {
-		log_warnx("%s: giving up after %d attempts", a->acct->name, a->failures);
+	if (give_up) {
+		log_warnx("%s: giving up after %d attempt%s", a->acct->name, a->failures,
+		    a->failures == 1 ? "" : "s");
 		a->state = A_GAVE_UP;
 		return;
 	}
@@ -179,11 +200,37 @@ account_send(struct account *a, enum frame_type type, struct buf *b)
 	buf_free(b);
 }
 
+/*
+ * The provider refused the refresh token (revoked, expired, or the client
+ * itself refused): no retry can fix that, the seller must authorise again.
+ * Said loudly in the log each time, mailed once per outage.
+ */
+static void
+oauth_alert(struct account *a, const char *err)
+{
+	const struct conf_account *acct = a->acct;
+	char	*key, *text;
+
+	log_warnx("%s: XOAUTH2 sign-in refused: %s; the grant was revoked or has expired, or "
+	    "the client is not allowed: authorise ipcased again and put the new refresh "
+	    "token in %s", acct->name, err, acct->oauth_refresh_token_file);
+	key = xasprintf("oauth-refused:%s", acct->name);
+	text = xasprintf("ipcased can no longer read the mailbox of account \"%s\" (%s on %s): "
+	    "the OAuth provider refused its refresh token (%s). The grant was revoked or has "
+	    "expired. Until you authorise ipcased again and put the new refresh token in %s, "
+	    "new Amazon notices in that mailbox are not seen.", acct->name, acct->user,
+	    acct->host, err, acct->oauth_refresh_token_file);
+	if (schedule_alert(a->sync->store, a->sync->conf, key, text, now_wall()) == 1)
+		a->sync->changed = true;
+	free(text);
+	free(key);
+}
+
 /* XOAUTH2: a fresh access token for the next connection. */
 static int
 account_token(struct account *a)
 {
-	char		err[256];
+	char		err[256], *key;
 	enum result	r;
 
 	if (a->secret != NULL && a->secret_expires > now_wall() + OAUTH_RENEW_BEFORE_SEC)
@@ -195,9 +242,15 @@ account_token(struct account *a)
 	}
 	if ((r = oauth_refresh(a->sync->conf, a->acct, &a->secret, &a->secret_expires, err,
 	    sizeof(err))) != R_OK) {
+		if (r == R_FATAL)
+			oauth_alert(a, err);
 		account_down(a, r, err);
 		return -1;
 	}
+	/* Should the grant be revoked again one day, the seller hears of it again. */
+	key = xasprintf("oauth-refused:%s", a->acct->name);
+	schedule_alert_rearm(a->sync->store, key);
+	free(key);
 	return 0;
 }
 
@@ -549,9 +602,14 @@ on_error(struct account *a, struct reader *r)
 		/* A folder that does not exist: said once per connection, then skipped. */
 		log_warnx("%s: folder \"%s\" not found; skipped", a->acct->name, safe);
 	} else {
-		char	reason[200];
+		char		reason[200];
+		const char	*p = safe;
+		size_t		 len = strlen(a->acct->name);
 
-		snprintf(reason, sizeof(reason), "%s", safe);
+		/* The fetcher's warnings already name the account. */
+		if (strncmp(p, a->acct->name, len) == 0 && strncmp(p + len, ": ", 2) == 0)
+			p += len + 2;
+		snprintf(reason, sizeof(reason), "%s", p);
 		account_down(a, why == R_FATAL ? R_FATAL : R_RETRY, reason);
 	}
 	free(text);
@@ -717,7 +775,11 @@ sync_step(struct sync *s, int64_t now)
 
 	for (i = 0; i < s->naccounts; i++) {
 		struct account	*a = &s->accounts[i];
+		const struct account *holder = txn_holder(s);
 
+		/* Not read while another account's batch is in flight: not hung either. */
+		if (holder != NULL && holder != a && a->deadline_ms < now + silence_limit_ms(a))
+			a->deadline_ms = now + silence_limit_ms(a);
 		if (a->state == A_DOWN && now >= a->restart_ms)
 			account_start(a);
 		if ((a->state == A_CONNECTING || a->state == A_SYNCING || a->state == A_IDLE) &&
@@ -737,13 +799,27 @@ sync_step(struct sync *s, int64_t now)
 	return next > INT32_MAX ? INT32_MAX : (int)next;
 }
 
+bool
+sync_busy(const struct sync *s)
+{
+	return txn_holder(s) != NULL;
+}
+
 int
 sync_pollfds(struct sync *s, struct pollfd *pfd, int max)
 {
+	const struct account *holder = txn_holder(s);
 	int	n = 0;
 
 	for (size_t i = 0; i < s->naccounts && n < max; i++) {
 		if (s->accounts[i].fd == -1)
+			continue;
+		/*
+		 * One sqlite connection, one transaction: while a batch is in
+		 * flight the other fetchers wait (their frames stay in the
+		 * socket) rather than fail to begin their own.
+		 */
+		if (holder != NULL && holder != &s->accounts[i])
 			continue;
 		pfd[n].fd = s->accounts[i].fd;
 		pfd[n].events = POLLIN;
@@ -759,9 +835,15 @@ sync_handle(struct sync *s, const struct pollfd *pfd, int n)
 	for (int k = 0; k < n; k++) {
 		if (pfd[k].revents == 0)
 			continue;
-		for (size_t i = 0; i < s->naccounts; i++)
+		for (size_t i = 0; i < s->naccounts; i++) {
+			const struct account *holder = txn_holder(s);
+
+			/* Polled before another account began its batch: wait for the next round. */
+			if (holder != NULL && holder != &s->accounts[i])
+				continue;
 			if (s->accounts[i].fd == pfd[k].fd && s->accounts[i].fd != -1)
 				account_read(&s->accounts[i]);
+		}
 	}
 }
 

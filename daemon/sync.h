@@ -38,6 +38,11 @@ void		 sync_handle(struct sync *, const struct pollfd *, int n);
 bool		 sync_finished(const struct sync *);
 /* Accounts that gave up (--once) or are failing now. */
 int		 sync_failed(const struct sync *);
+/*
+ * An account holds the store's write transaction (a batch in flight): nobody
+ * else may begin one (the schedule waits) until it commits or rolls back.
+ */
+bool		 sync_busy(const struct sync *);
 /* True once since the last call when a batch committed something to the store. */
 bool		 sync_take_changes(struct sync *);
 /* Wakes fetchers waiting in IDLE so they sync now (SIGUSR2 / tests). */

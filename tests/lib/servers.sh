@@ -7,6 +7,14 @@
 #   mail_append DIR FOLDER FILE...   deliver files into FOLDER (doveadm save)
 #   mail_flags DIR FOLDER    "uid flags" per message, flags sorted, \Recent left out
 #   write_config DIR         DIR/ipcased.conf for these servers (+ a copy of conf/rules.conf)
+#   servers_stop_dovecot DIR     stop Dovecot alone, sessions included (config and port kept)
+#   servers_start_dovecot DIR    start it again with the same config and port
+#   servers_restart_dovecot DIR [PAUSE]  both, PAUSE seconds apart (default 0)
+#
+# SERVERS_DOVECOT_OAUTH=URL (set before servers_start) adds XOAUTH2: an oauth2
+# passdb that checks tokens at the introspection URL URL (e.g. tests/lib/idp.py),
+# the password passdb restricted to PLAIN and LOGIN so a token is never taken
+# for a password.
 #
 # Everything lives under DIR except Dovecot's base_dir (sockets), which goes to a
 # short /tmp/ipcdv.XXXXXX because a unix socket path is limited to 107 bytes.
@@ -96,6 +104,18 @@ _srv_dovecot_conf() {
 		mail_gid=$(id -g)
 	fi
 	[ -r /usr/share/dovecot/dh.pem ] && dh="ssl_dh = </usr/share/dovecot/dh.pem"
+	local oauth_mech="" pw_mechs="" oauth_passdb=""
+	if [ -n "${SERVERS_DOVECOT_OAUTH:-}" ]; then
+		# Without the restriction a bearer token would also be tried as a password.
+		oauth_mech=" xoauth2"
+		pw_mechs="  mechanisms = plain login
+"
+		oauth_passdb="passdb {
+  driver = oauth2
+  mechanisms = xoauth2
+  args = $d/dovecot-oauth2.conf.ext
+}"
+	fi
 	cat >"$DOVECOT_CONF" <<EOF
 # Private test instance written by tests/lib/servers.sh; not the system Dovecot.
 base_dir = $base
@@ -114,13 +134,14 @@ ssl_cert = <$dir/tls/server.pem
 ssl_key = <$dir/tls/server.key
 ssl_min_protocol = TLSv1.2
 $dh
-auth_mechanisms = plain login
+auth_mechanisms = plain login$oauth_mech
 mail_location = maildir:~/Maildir
 # Only passwd.TLS exists: a login without TLS finds no user, even on loopback.
 passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%u $d/passwd.%{secured}
-}
+$pw_mechs}
+$oauth_passdb
 userdb {
   driver = passwd-file
   args = username_format=%u $d/users
@@ -162,6 +183,11 @@ service imap-urlauth-login {
   chroot =
 }
 EOF
+	if [ -n "${SERVERS_DOVECOT_OAUTH:-}" ]; then
+		printf '%s\n' "introspection_mode = post" "introspection_url = $SERVERS_DOVECOT_OAUTH" \
+		    "username_attribute = username" "timeout_msecs = 5000" >"$d/dovecot-oauth2.conf.ext"
+		chmod 644 "$d/dovecot-oauth2.conf.ext"
+	fi
 	mkdir -p "$d/state" "$dir/mail/$MAIL_USER"
 	(umask 077; printf '%s:%s:%s:%s::%s::\n' "$MAIL_USER" "$MAIL_PASS" "$mail_uid" "$mail_gid" \
 	    "$dir/mail/$MAIL_USER" >"$d/passwd.TLS")
@@ -224,6 +250,48 @@ _srv_stop_dovecot() {
 	esac
 	rm -f "$dir/dovecot/base_dir"
 	return 0
+}
+
+# Stops the Dovecot of DIR like a server shutdown would: master, login and
+# auth processes and the IMAP sessions (which outlive `doveadm stop` on their
+# own).  Config, port and mail stay, for servers_start_dovecot.  Only pids that
+# are children of this instance's master are signalled.
+servers_stop_dovecot() {
+	local dir="$1" conf="$1/dovecot/dovecot.conf" base pid kids k
+	base=$(cat "$dir/dovecot/base_dir" 2>/dev/null) || { _srv_log "no dovecot in $dir"; return 1; }
+	pid=$(cat "$base/master.pid" 2>/dev/null || true)
+	_srv_pid_is "$pid" "$conf" || { _srv_log "dovecot of $dir is not running"; return 1; }
+	kids=$(ps -o pid= --ppid "$pid" 2>/dev/null | tr -d ' ')
+	timeout 10 doveadm -c "$conf" stop </dev/null >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null
+	for _ in $(seq 100); do
+		_srv_pid_is "$pid" "$conf" || break
+		sleep 0.05
+	done
+	_srv_pid_is "$pid" "$conf" && kill -KILL "$pid" 2>/dev/null
+	# A session whose client does not read cannot say BYE and lingers: gone with the server.
+	for k in $kids; do
+		_srv_pid_is "$k" dovecot && kill -KILL "$k" 2>/dev/null
+	done
+	# A stale anvil-auth-penalty socket would cost the next start a 5 s retry.
+	case "$base" in
+	/tmp/ipcdv.*) find "$base" -mindepth 1 -delete 2>/dev/null ;;
+	esac
+	return 0
+}
+
+# Starts the Dovecot of DIR again after servers_stop_dovecot: same config, same port.
+servers_start_dovecot() {
+	local dir="$1" conf="$1/dovecot/dovecot.conf" port
+	port=$(sed -n '/inet_listener imaps/,/}/s/^ *port = \([0-9][0-9]*\)$/\1/p' "$conf")
+	[ -n "$port" ] || { _srv_log "no imaps port in $conf"; return 1; }
+	dovecot -c "$conf" </dev/null >>"$dir/dovecot/start.log" 2>&1 &&
+	    _srv_wait_port "$port" 10 || { _srv_log "dovecot of $dir did not start again"; return 1; }
+}
+
+servers_restart_dovecot() {
+	servers_stop_dovecot "$1" || return 1
+	sleep "${2:-0}"
+	servers_start_dovecot "$1"
 }
 
 # The server binds port 0 itself and writes the port the kernel chose to a
