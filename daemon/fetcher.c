@@ -130,6 +130,75 @@ frame_recv(int fd, enum frame_type *type, char **fields, struct reader *r)
 	return 0;
 }
 
+#define FRAME_READ_CHUNK	(256 * 1024)
+
+void
+frame_reader_reset(struct frame_reader *fr, int fd)
+{
+	buf_free(&fr->in);
+	fr->off = 0;
+	fr->fd = fd;
+}
+
+int
+frame_next(struct frame_reader *fr, enum frame_type *type, char **fields, struct reader *r)
+{
+	struct reader	 hr;
+	uint32_t	 len;
+	size_t		 have;
+	ssize_t		 n;
+	char		*body;
+
+	*fields = NULL;
+	for (;;) {
+		have = fr->in.len - fr->off;
+		if (have >= 8) {
+			hr.p = (const unsigned char *)fr->in.data + fr->off;
+			hr.left = 8;
+			hr.bad = false;
+			len = rd_u32(&hr);
+			*type = (enum frame_type)rd_u32(&hr);
+			if (len < 4 || len > FRAME_MAX) {
+				log_debug("frame length %u refused", len);
+				return -1;
+			}
+			if (have >= (size_t)len + 4) {
+				body = xmalloc((size_t)len - 4 + 1);
+				memcpy(body, fr->in.data + fr->off + 8, len - 4);
+				body[len - 4] = '\0';
+				fr->off += (size_t)len + 4;
+				if (fr->off == fr->in.len)
+					fr->off = fr->in.len = 0;
+				*fields = body;
+				r->p = (const unsigned char *)body;
+				r->left = len - 4;
+				r->bad = false;
+				return 1;
+			}
+		}
+		/* Keep the unread tail at the front before reading more. */
+		if (fr->off > 0) {
+			memmove(fr->in.data, fr->in.data + fr->off, have);
+			fr->in.len = have;
+			fr->off = 0;
+		}
+		buf_append(&fr->in, NULL, 0);
+		if (fr->in.cap - fr->in.len < FRAME_READ_CHUNK + 1) {
+			fr->in.data = xreallocarray(fr->in.data, fr->in.len + FRAME_READ_CHUNK + 1, 1);
+			fr->in.cap = fr->in.len + FRAME_READ_CHUNK + 1;
+		}
+		n = recv(fr->fd, fr->in.data + fr->in.len, FRAME_READ_CHUNK, MSG_DONTWAIT);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0)
+			return -1;
+		fr->in.len += (size_t)n;
+		fr->in.data[fr->in.len] = '\0';
+	}
+}
+
 /* Reports and ends: the parent restarts us with back-off. */
 static void __attribute__((noreturn))
 fetcher_fail(struct fetcher_ctx *f, enum result why, const char *what)

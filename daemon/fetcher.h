@@ -50,6 +50,25 @@ enum frame_type {
  */
 pid_t	fetcher_spawn(const struct conf *, const struct conf_account *, const char *secret, int *fd);
 
+/*
+ * The parent's side of a fetcher socket: frames are read in large chunks
+ * without blocking, so a batch of headers costs a few system calls rather
+ * than two per message, and a large message never stalls the main loop.
+ */
+struct frame_reader {
+	int		fd;
+	struct buf	in;		/* bytes read, not yet consumed from off */
+	size_t		off;
+};
+
+/*
+ * The next whole frame: 1 with *fields malloc'd (free it) and r over it; 0
+ * when no whole frame is buffered and the socket has nothing more now; -1 on
+ * end of file, an error or a malformed frame.
+ */
+int	frame_next(struct frame_reader *, enum frame_type *, char **fields, struct reader *r);
+void	frame_reader_reset(struct frame_reader *, int fd);	/* frees the buffer; fd -1 for none */
+
 /* Frames: 0 on success, -1 on a closed peer, an I/O error or a malformed frame (logged at debug). */
 int	frame_send(int fd, enum frame_type, const struct buf *fields);
 /* Reads one frame; *fields is malloc'd (free it) and r points into it. */

@@ -35,7 +35,7 @@ struct text_out {
 struct top_headers {
 	char		*from, *reply_to, *return_path, *to, *cc, *subject, *date;
 	char		*message_id, *in_reply_to, *references;
-	char		*auto_submitted, *precedence;
+	char		*auto_submitted, *precedence, *content_type;
 	bool		 list;
 	char	       **auth_results;
 	size_t		 nauth;
@@ -270,6 +270,8 @@ top_headers_read(const char *block, size_t len, struct top_headers *h)
 			keep_first(&h->auto_submitted, &f);
 		else if (field_is(&f, "Precedence"))
 			keep_first(&h->precedence, &f);
+		else if (field_is(&f, "Content-Type"))
+			keep_first(&h->content_type, &f);
 		else if (field_is(&f, "List-Id") || field_is(&f, "List-Unsubscribe"))
 			h->list = true;
 		else if (field_is(&f, "Authentication-Results")) {
@@ -298,6 +300,7 @@ top_headers_clear(struct top_headers *h)
 	free(h->in_reply_to);
 	free(h->references);
 	free(h->auto_submitted);
+	free(h->content_type);
 	free(h->precedence);
 	strv_free(h->auth_results);
 }
@@ -1230,12 +1233,35 @@ message_parse(const char *raw, size_t len, bool headers_only, bool keep_raw)
 	m->auth_results = h.auth_results;
 	h.auth_results = NULL;
 
-	stream = g_mime_stream_mem_new_with_byte_array(g_byte_array_new_take((guint8 *)in, gm_len));
-	parser = g_mime_parser_new_with_stream(stream);
-	gm = g_mime_parser_construct_message(parser, opts);
-	top = gm != NULL ? g_mime_message_get_mime_part(gm) : NULL;
-	if (gm == NULL)
-		m->flags |= MSG_MALFORMED;
+	if (headers_only) {
+		/*
+		 * The pre-screen of every new message needs no MIME tree: the
+		 * fields above and the top Content-Type are all, and building
+		 * (and freeing) a GMimeMessage was most of a first scan's cost.
+		 */
+		g_free(in);
+		stream = NULL;
+		parser = NULL;
+		gm = NULL;
+		top = NULL;
+		if (h.content_type != NULL) {
+			GMimeContentType *ct = g_mime_content_type_parse(opts, h.content_type);
+
+			if (ct != NULL) {
+				m->content_type = one_line_g(g_mime_content_type_get_mime_type(ct));
+				str_lower(m->content_type);
+				g_object_unref(ct);
+			}
+		}
+	} else {
+		stream = g_mime_stream_mem_new_with_byte_array(
+		    g_byte_array_new_take((guint8 *)in, gm_len));
+		parser = g_mime_parser_new_with_stream(stream);
+		gm = g_mime_parser_construct_message(parser, opts);
+		top = gm != NULL ? g_mime_message_get_mime_part(gm) : NULL;
+		if (gm == NULL)
+			m->flags |= MSG_MALFORMED;
+	}
 	if (top != NULL) {
 		gchar	*ct = g_mime_content_type_get_mime_type(g_mime_object_get_content_type(top));
 
@@ -1260,8 +1286,10 @@ message_parse(const char *raw, size_t len, bool headers_only, bool keep_raw)
 	    dedupe_hash(&h, raw + body_start, use - body_start);
 	if (gm != NULL)
 		g_object_unref(gm);
-	g_object_unref(parser);
-	g_object_unref(stream);
+	if (parser != NULL)
+		g_object_unref(parser);
+	if (stream != NULL)
+		g_object_unref(stream);
 	g_mime_parser_options_free(opts);
 	top_headers_clear(&h);
 	log_limits(m);
