@@ -2,6 +2,7 @@
 #include "mailer.h"
 
 #include <ctype.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -359,13 +360,21 @@ case_is_phishing(const struct mail_case *c)
 	return c != NULL && c->kind != NULL && strcmp(c->kind, "phishing") == 0;
 }
 
+/* An alert about the daemon itself (a revoked grant, ...), not about a mail. */
+static bool
+alert_is_system(const struct reminder *r)
+{
+	return r->kind == REMINDER_ALERT && r->c == NULL && r->task != NULL &&
+	    strcmp(r->task, "system") == 0;
+}
+
 char *
 mailer_subject(const struct reminder *r)
 {
 	const struct task_info *ti;
 	const struct mail_case *c = r->c;
 	struct buf	 b = { 0 };
-	char		 left[32], *s, *ret;
+	char		 left[32], *s, *t, *ret;
 
 	if (c != NULL && c->id > 0 && !case_is_phishing(c))
 		buf_printf(&b, "[ipcased #%lld] ", (long long)c->id);
@@ -395,7 +404,15 @@ mailer_subject(const struct reminder *r)
 		subject_case_tail(&b, c, reminder_overdue(r) ? " \xe2\x80\x94 " : ": ");
 		break;
 	case REMINDER_ALERT:
-		if (c == NULL || case_is_phishing(c))
+		if (alert_is_system(r)) {
+			/* The daemon's own trouble: the first line of alert_text says it. */
+			s = xstrndup(r->alert_text != NULL ? r->alert_text : "",
+			    r->alert_text != NULL ? strcspn(r->alert_text, "\n") : 0);
+			t = text_one_line(s, SUBJECT_FIELD_MAX);
+			buf_printf(&b, "Alert: %s", *t != '\0' ? t : "ipcased needs attention");
+			free(t);
+			free(s);
+		} else if (c == NULL || case_is_phishing(c))
 			buf_puts(&b, "Alert: phishing mail pretending to be Amazon");
 		else if (c->kind != NULL && strcmp(c->kind, "account_warning") == 0)
 			buf_puts(&b, "Alert: account health warning from Amazon");
@@ -702,7 +719,13 @@ doc_alert(struct doc *d, const struct reminder *r, GTimeZone *tz)
 	    "ipcased raised an alert.", 2000);
 	doc_para(d, s);
 	free(s);
-	if (c == NULL || case_is_phishing(c)) {
+	if (alert_is_system(r)) {
+		doc_heading(d, "What to do");
+		doc_para(d, "ipcased cannot do its job for this account until this "
+		    "is fixed: see the text above and the daemon's log "
+		    "(journalctl -u ipcased). Notices that arrive meanwhile are "
+		    "read as soon as it works again; none is lost.");
+	} else if (c == NULL || case_is_phishing(c)) {
 		doc_heading(d, "What not to do");
 		doc_para(d, "Do not click any link in that mail, do not sign in "
 		    "from it, do not open its attachments and do not send "
@@ -1268,6 +1291,27 @@ curl_code_is_permanent(CURLcode res)
 	}
 }
 
+/*
+ * The daemon blocks SIGTERM and SIGINT and reads them from a signalfd, so
+ * while curl waits they are pending: give up the transfer (the reminder is
+ * retried later) instead of making a stop wait for two SMTP timeouts.
+ */
+static int
+stop_requested(void *data, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+    curl_off_t ulnow)
+{
+	sigset_t	pending;
+
+	(void)data;
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	if (sigpending(&pending) == -1)
+		return 0;
+	return sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1;
+}
+
 int
 mailer_send(const struct conf *conf, const char *const *rcpts, const char *msg,
     size_t len, struct send_result *out)
@@ -1355,6 +1399,8 @@ mailer_send(const struct conf *conf, const char *const *rcpts, const char *msg,
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, timeout);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, stop_requested);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, debug_cb);
 	curl_easy_setopt(c, CURLOPT_DEBUGDATA, &sl);

@@ -1560,8 +1560,9 @@ schedule_alert(struct store *s, const struct conf *conf, const char *key, const 
 			goto out;
 		begun = true;
 	}
+	/* task 'system' marks the daemon's own alerts apart from phishing ones (task NULL). */
 	st = store_stmt(s, "SELECT 1 FROM outbox WHERE kind = 'alert' AND case_id IS NULL"
-	    " AND task IS NULL AND threshold = ?1 LIMIT 1");
+	    " AND task = 'system' AND threshold = ?1 LIMIT 1");
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	if ((n = exists_query(s, st, "look up alert")) == -1)
 		goto out;
@@ -1570,7 +1571,7 @@ schedule_alert(struct store *s, const struct conf *conf, const char *key, const 
 		goto out;
 	}
 	st = store_stmt(s, "INSERT INTO outbox(kind, case_id, task, threshold, message_id,"
-	    " created, next_attempt, alert_text) VALUES ('alert', NULL, NULL, ?1, ?2, ?3, ?3, ?4)");
+	    " created, next_attempt, alert_text) VALUES ('alert', NULL, 'system', ?1, ?2, ?3, ?3, ?4)");
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, message_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, now);
@@ -1599,7 +1600,7 @@ schedule_alert_rearm(struct store *s, const char *key)
 
 	/* Only a row already sent: a pending or held one still tells the seller what happened. */
 	st = store_stmt(s, "UPDATE outbox SET threshold = threshold || '@' || created"
-	    " WHERE kind = 'alert' AND case_id IS NULL AND task IS NULL AND threshold = ?1"
+	    " WHERE kind = 'alert' AND case_id IS NULL AND task = 'system' AND threshold = ?1"
 	    " AND status = 'sent'");
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	if (step_done(s, st, "rearm alert") == -1)

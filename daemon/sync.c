@@ -57,6 +57,7 @@ struct account {
 	enum acct_state		 state;
 	pid_t			 pid;
 	int			 fd;
+	struct frame_reader	 rd;			/* frames from fd, read ahead */
 	char			*secret;		/* password or access token, wiped on free */
 	time_t			 secret_expires;	/* XOAUTH2 access token */
 	char		       **folders;		/* configured + Sent; NULL-terminated */
@@ -152,6 +153,7 @@ account_down(struct account *a, enum result why, const char *reason)
 		close(a->fd);
 		a->fd = -1;
 	}
+	frame_reader_reset(&a->rd, -1);
 	if (a->pid > 0) {
 		kill(a->pid, SIGKILL);
 		while (waitpid(a->pid, &status, 0) == -1 && errno == EINTR)
@@ -277,6 +279,7 @@ account_start(struct account *a)
 		account_down(a, R_RETRY, "cannot start a fetcher");
 		return;
 	}
+	frame_reader_reset(&a->rd, a->fd);
 	a->state = A_CONNECTING;
 	a->deadline_ms = now_mono_ms() + silence_limit_ms(a);
 }
@@ -342,6 +345,7 @@ account_next_folder(struct account *a)
 		if (a->fd != -1)
 			close(a->fd);
 		a->fd = -1;
+		frame_reader_reset(&a->rd, -1);
 		a->state = A_FINISHED;
 		return;
 	}
@@ -530,7 +534,7 @@ ingest(struct account *a, struct batch_item *it)
 
 	memset(&rep, 0, sizeof(rep));
 	memset(&v, 0, sizeof(v));
-	rules_classify(a->sync->rules, a->sync->conf, it->full, &v);
+	rules_classify_ids(a->sync->rules, a->acct->authserv_ids, it->full, &v);
 	if (cases_ingest(a->sync->store, a->sync->conf, &origin, it->full, &v, now_wall(),
 	    &rep) != R_OK) {
 		verdict_clear(&v);
@@ -631,34 +635,67 @@ on_idle_done(struct account *a, struct reader *r)
 	account_sync_folder(a);
 }
 
+static void account_frame(struct account *, enum frame_type, struct reader *);
+static void account_lost(struct account *);
+
+/* May this account's frames be handled now?  Not while another one holds the transaction. */
+static bool
+account_may_read(const struct account *a)
+{
+	const struct account	*holder = txn_holder(a->sync);
+
+	return a->fd != -1 && (holder == NULL || holder == a);
+}
+
+/* Handles every whole frame that has arrived, without blocking. */
 static void
 account_read(struct account *a)
 {
 	enum frame_type	 type;
 	struct reader	 r;
 	char		*fields;
-	int		 status;
+	int		 n;
 
-	if (frame_recv(a->fd, &type, &fields, &r) == -1) {
-		char		reason[200] = "fetcher closed the connection";
-		enum result	why = R_RETRY;
-
-		/* Name the cause when the fetcher died: a crash is worth knowing. */
-		if (a->pid > 0 && waitpid(a->pid, &status, 0) == a->pid) {
-			a->pid = -1;
-			if (WIFSIGNALED(status))
-				snprintf(reason, sizeof(reason), "fetcher killed by signal %d "
-				    "(hostile or broken server?)", WTERMSIG(status));
-			else if (WIFEXITED(status) && WEXITSTATUS(status) == FETCHER_EXIT_FATAL) {
-				why = R_FATAL;
-				snprintf(reason, sizeof(reason), "%s", a->last_error[0] ?
-				    a->last_error : "login or certificate refused");
-			} else if (a->last_error[0] != '\0')
-				snprintf(reason, sizeof(reason), "%s", a->last_error);
+	while (account_may_read(a)) {
+		if ((n = frame_next(&a->rd, &type, &fields, &r)) == 0)
+			return;
+		if (n == -1) {
+			account_lost(a);
+			return;
 		}
-		account_down(a, why, reason);
-		return;
+		account_frame(a, type, &r);
+		free(fields);
 	}
+}
+
+/* The socket ended: name the cause when the fetcher died, since a crash is worth knowing. */
+static void
+account_lost(struct account *a)
+{
+	char		reason[200] = "fetcher closed the connection";
+	enum result	why = R_RETRY;
+	int		status;
+
+	if (a->pid > 0 && waitpid(a->pid, &status, 0) == a->pid) {
+		a->pid = -1;
+		if (WIFSIGNALED(status))
+			snprintf(reason, sizeof(reason), "fetcher killed by signal %d "
+			    "(hostile or broken server?)", WTERMSIG(status));
+		else if (WIFEXITED(status) && WEXITSTATUS(status) == FETCHER_EXIT_FATAL) {
+			why = R_FATAL;
+			snprintf(reason, sizeof(reason), "%s", a->last_error[0] ?
+			    a->last_error : "login or certificate refused");
+		} else if (a->last_error[0] != '\0')
+			snprintf(reason, sizeof(reason), "%s", a->last_error);
+	}
+	account_down(a, why, reason);
+}
+
+static void
+account_frame(struct account *a, enum frame_type type, struct reader *rp)
+{
+	struct reader	r = *rp;
+
 	a->deadline_ms = now_mono_ms() + silence_limit_ms(a);
 	if (a->state == A_IDLE)
 		a->deadline_ms += (int64_t)IMAP_IDLE_MAX_SEC * 1000;
@@ -697,7 +734,6 @@ account_read(struct account *a)
 		account_down(a, R_RETRY, "unknown frame from fetcher");
 		break;
 	}
-	free(fields);
 }
 
 struct sync *
@@ -718,6 +754,7 @@ sync_new(const struct conf *conf, const struct rules *rules, struct store *store
 		s->accounts[i].state = A_DOWN;
 		s->accounts[i].pid = -1;
 		s->accounts[i].fd = -1;
+		s->accounts[i].rd.fd = -1;
 		s->accounts[i].restart_ms = 0;
 	}
 	return s;
@@ -756,6 +793,7 @@ sync_free(struct sync *s)
 			waitpid(a->pid, &status, 0);
 		}
 		batch_clear(a);
+		frame_reader_reset(&a->rd, -1);
 		if (a->secret != NULL) {
 			explicit_bzero(a->secret, strlen(a->secret));
 			free(a->secret);
@@ -780,6 +818,9 @@ sync_step(struct sync *s, int64_t now)
 		/* Not read while another account's batch is in flight: not hung either. */
 		if (holder != NULL && holder != a && a->deadline_ms < now + silence_limit_ms(a))
 			a->deadline_ms = now + silence_limit_ms(a);
+		/* Frames read ahead while another account held the transaction. */
+		if (a->fd != -1 && a->rd.in.len > a->rd.off && account_may_read(a))
+			account_read(a);
 		if (a->state == A_DOWN && now >= a->restart_ms)
 			account_start(a);
 		if ((a->state == A_CONNECTING || a->state == A_SYNCING || a->state == A_IDLE) &&
