@@ -42,6 +42,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct message	*m = message_parse((const char *)data, size, false, false);
 	struct verdict	 v;
 
+	memset(&v, 0, sizeof(v));
 	(void)rules_prescreen(rules, m);
 	rules_classify(rules, conf, m, &v);
 	for (char **a = v.asins; *a != NULL; a++)

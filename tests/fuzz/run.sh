@@ -18,7 +18,7 @@ passed=0
 seed() {	# seed corpus of a target, from the tests' own fixtures
 	case "$1" in
 	fuzz_message|fuzz_rules) ls tests/samples/*.eml tests/corpus/*.eml tests/mime/*.eml 2>/dev/null ;;
-	fuzz_conf) ls tests/conf/*.conf conf/ipcased.conf 2>/dev/null ;;
+	fuzz_conf) ls tests/conf/*.conf conf/ipcased.conf tests/fuzz/seeds/fuzz_conf/* 2>/dev/null ;;
 	*) ls "tests/fuzz/seeds/$1"/* 2>/dev/null ;;
 	esac
 }
@@ -36,8 +36,9 @@ for src in tests/fuzz/fuzz_*.c; do
 	corpus="$out/$t.corpus"
 	mkdir -p "$corpus"
 	for f in $(seed "$t"); do cp "$f" "$corpus/" 2>/dev/null; done
+	LSAN_OPTIONS=suppressions=tests/fuzz/lsan.supp:print_suppressions=0 \
 	ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 "$bin" -max_total_time="$seconds" \
-	    -max_len=262144 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -max_len=262144 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -close_fd_mask=2 \
 	    -artifact_prefix="tests/fuzz/crashes/$t-" "$corpus" >"$out/$t.log" 2>&1
 	rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$t.log" | tail -1)
