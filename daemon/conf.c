@@ -127,9 +127,9 @@ report(struct conf *conf, const char *file, unsigned line, const char *fmt, va_l
 		fatal("vasprintf");
 	name = display_name(conf, file);
 	if (line > 0)
-		out = xasprintf("%s:%u: %s\n", name, line, msg);
+		out = xasprintf("%s%s:%u: %s\n", log_error_prefix(), name, line, msg);
 	else
-		out = xasprintf("%s: %s\n", name, msg);
+		out = xasprintf("%s%s: %s\n", log_error_prefix(), name, msg);
 	free(name);
 	/* One write, so that lines from several processes never interleave. */
 	n = write(STDERR_FILENO, out, strlen(out));

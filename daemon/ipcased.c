@@ -124,7 +124,8 @@ load_config(const char *path, bool check_secrets, const char *outcome, struct co
 			if (a->password != NULL || file == NULL)
 				continue;
 			if (secret_read(file, conf->dir, &secret, err, sizeof(err)) == -1) {
-				fprintf(stderr, "%s:%d: accounts[%zu]: %s\n", conf->path, a->line, i, err);
+				fprintf(stderr, "%s%s:%d: accounts[%zu]: %s\n", log_error_prefix(),
+				    conf->path, a->line, i, err);
 				conf->nerrors++;
 				continue;
 			}
@@ -134,7 +135,7 @@ load_config(const char *path, bool check_secrets, const char *outcome, struct co
 		if (conf->smtp.password == NULL && conf->smtp.password_file != NULL) {
 			if (secret_read(conf->smtp.password_file, conf->dir, &secret, err,
 			    sizeof(err)) == -1) {
-				fprintf(stderr, "%s: smtp: %s\n", conf->path, err);
+				fprintf(stderr, "%s%s: smtp: %s\n", log_error_prefix(), conf->path, err);
 				conf->nerrors++;
 			} else {
 				explicit_bzero(secret, strlen(secret));
@@ -143,7 +144,7 @@ load_config(const char *path, bool check_secrets, const char *outcome, struct co
 		}
 	}
 	if (conf->nerrors > 0 || rules == NULL) {
-		fprintf(stderr, "%d error%s; %s.\n", conf->nerrors ? conf->nerrors : 1,
+		fprintf(stderr, "%s%d error%s; %s.\n", log_error_prefix(), conf->nerrors ? conf->nerrors : 1,
 		    conf->nerrors == 1 ? "" : "s", outcome);
 		rules_free(rules);
 		conf_free(conf);

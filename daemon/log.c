@@ -40,6 +40,12 @@ log_last_warning(void)
 	return last_warning;
 }
 
+const char *
+log_error_prefix(void)
+{
+	return target == LOG_TO_JOURNAL ? "<3>" : "";
+}
+
 void
 log_set_verbose(int v)
 {

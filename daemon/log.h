@@ -19,6 +19,12 @@ void	log_set_verbose(int);		/* >0 shows log_debug */
 void	log_capture_warnings(int);
 const char *log_last_warning(void);
 
+/*
+ * For modules that write an error line to stderr themselves (file:line
+ * reports of the configuration): "<3>" under journald, "" otherwise.
+ */
+const char *log_error_prefix(void);
+
 /* log_warn appends ": strerror(errno)"; the x variants do not. */
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
