@@ -59,8 +59,8 @@ run_daemon() {
 	t=$( { /usr/bin/time -f '%e' daemon/ipcased -c "$conf" --once --foreground 2>"$log"; } 2>&1 | tail -1)
 	local bytes prss frss
 	bytes=$(sed -n 's/.*fetcher done: \([0-9]*\) bytes received.*/\1/p' "$log" | tail -1)
-	frss=$(sed -n 's/.*fetcher done: .*peak RSS \([0-9]*\) KiB.*/\1/p' "$log" | tail -1)
-	prss=$(sed -n 's/.*done: peak RSS \([0-9]*\) KiB.*/\1/p' "$log" | grep -v fetcher | tail -1)
+	frss=$(sed -n 's/.*fetcher done: .*peak RSS \([0-9]*\) KiB, private \([0-9-]*\) KiB.*/\1(\2)/p' "$log" | tail -1)
+	prss=$(grep -v 'fetcher done' "$log" | sed -n 's/.*done: peak RSS \([0-9]*\) KiB, private \([0-9-]*\) KiB.*/\1(\2)/p' | tail -1)
 	echo "$t ${bytes:-0} ${prss:-0} ${frss:-0}"
 }
 
@@ -90,23 +90,24 @@ EOF
 	/usr/bin/time -f '%e' mbsync -q -c "$dir/mbsyncrc" bench 2>&1 >/dev/null | tail -1
 }
 
-printf '%-8s %-22s %9s %10s %12s %10s %10s\n' messages client wall_s msgs_per_s bytes_per_msg rss_kib x_floor
+printf '%-8s %-22s %9s %10s %12s %22s %8s\n' messages client wall_s msgs_per_s bytes_per_msg rss_kib x_floor
 for n in $sizes; do
 	grow "$n"
 	rm -f "$dir/srv/state.db"*
 	read -r fm fb fs < <(/usr/bin/python3 bench/floor.py "$IMAP_PORT" "$CA_FILE" "$MAIL_USER" "$MAIL_PASS_FILE")
 	read -r dt db dp df < <(run_daemon)
-	printf '%-8s %-22s %9s %10.0f %12.0f %10s %10s\n' "$n" "floor (floor.py)" "$fs" \
+	printf '%-8s %-22s %9s %10.0f %12.0f %22s %8s\n' "$n" "floor (floor.py)" "$fs" \
 	    "$(echo "$n / $fs" | bc -l)" "$(echo "$fb / $n" | bc -l)" "-" "1.00"
-	printf '%-8s %-22s %9s %10.0f %12.0f %10s %10.2f\n' "$n" "ipcased first scan" "$dt" \
+	printf '%-8s %-22s %9s %10.0f %12.0f %22s %8.2f\n' "$n" "ipcased first scan" "$dt" \
 	    "$(echo "$n / $dt" | bc -l)" "$(echo "$db / $n" | bc -l)" "$dp/$df" "$(echo "$dt / $fs" | bc -l)"
 	read -r it ib ip if < <(run_daemon)
-	printf '%-8s %-22s %9s %10s %12s %10s %10s\n' "$n" "ipcased idle poll" "$it" "-" \
+	printf '%-8s %-22s %9s %10s %12s %22s %8s\n' "$n" "ipcased idle poll" "$it" "-" \
 	    "${ib}B total" "$ip/$if" "-"
 	if command -v mbsync >/dev/null && [ "$n" -ge 10000 ]; then
 		mt=$(run_mbsync)
-		printf '%-8s %-22s %9s %10.0f %12s %10s %10.2f\n' "$n" "mbsync" "$mt" \
+		printf '%-8s %-22s %9s %10.0f %12s %22s %8.2f\n' "$n" "mbsync" "$mt" \
 		    "$(echo "$n / $mt" | bc -l)" "-" "-" "$(echo "$mt / $fs" | bc -l)"
 	fi
 done
-echo "rss_kib: parent/fetcher peak resident set; idle poll: a second --once with no new mail"
+echo "rss_kib: parent/fetcher peak resident set in KiB (private, i.e. not shared-library pages, in brackets)"
+echo "idle poll: a second --once with no new mail (connect, TLS, login, EXAMINE; no search)"

@@ -535,8 +535,9 @@ report_usage(const struct fetcher_ctx *f)
 
 	if (getrusage(RUSAGE_SELF, &ru) == -1)
 		ru.ru_maxrss = 0;
-	log_info("%s: fetcher done: %llu bytes received, peak RSS %ld KiB", f->acct->name,
-	    (unsigned long long)imap_bytes_received(f->imap), ru.ru_maxrss);
+	log_info("%s: fetcher done: %llu bytes received, peak RSS %ld KiB, private %ld KiB",
+	    f->acct->name, (unsigned long long)imap_bytes_received(f->imap), ru.ru_maxrss,
+	    proc_rss_anon_kib());
 }
 
 static void __attribute__((noreturn))

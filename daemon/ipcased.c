@@ -429,7 +429,8 @@ main(int argc, char *argv[])
 		if (sync_failed(d.sync) > 0)
 			ret = 1;
 		if (getrusage(RUSAGE_SELF, &ru) == 0)
-			log_info("done: peak RSS %ld KiB", ru.ru_maxrss);
+			log_info("done: peak RSS %ld KiB, private %ld KiB", ru.ru_maxrss,
+			    proc_rss_anon_kib());
 	}
 out:
 	sync_free(d.sync);

@@ -504,3 +504,15 @@ file_read(const char *path, size_t max, size_t *lenp)
 		*lenp = b.len;
 	return buf_steal(&b);
 }
+
+long
+proc_rss_anon_kib(void)
+{
+	char	*status = file_read("/proc/self/status", 64 * 1024, NULL), *p;
+	long	 kib = -1;
+
+	if (status != NULL && (p = strstr(status, "\nRssAnon:")) != NULL)
+		kib = strtol(p + 9, NULL, 10);
+	free(status);
+	return kib;
+}

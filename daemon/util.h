@@ -95,6 +95,13 @@ long	 duration_parse(const char *);
 /* 90061 -> "1d 1h"; writes into buf, returns buf. */
 char	*duration_format(long seconds, char *buf, size_t len);
 
+/*
+ * Private (anonymous) resident memory of this process now, in KiB, from
+ * /proc/self/status; -1 when unknown.  Peak RSS from getrusage() also counts
+ * the pages of shared libraries, which every process on the host shares.
+ */
+long	 proc_rss_anon_kib(void);
+
 /* Reads a whole file (up to max bytes); malloc'd, NUL-terminated; NULL with errno set. */
 char	*file_read(const char *path, size_t max, size_t *len);
 
