@@ -32,6 +32,7 @@
 #include "auth.h"
 #include "command.h"
 #include "log.h"
+#include "msgid.h"
 
 #define DAY			86400L
 #define TOKENS_MAX		200	/* id-like words looked up per message: hostile mail stays cheap */
@@ -94,73 +95,12 @@ struct case_row {
 /* ---- small helpers ---- */
 
 static void
-db_warn(struct store *s, const char *what)
-{
-	log_warnx("store: %s: %s", what, sqlite3_errmsg(store_db(s)));
-}
-
-static void
-bind_text(sqlite3_stmt *st, int i, const char *text)
-{
-	if (text != NULL)
-		sqlite3_bind_text(st, i, text, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-static void
 bind_time(sqlite3_stmt *st, int i, time_t t)
 {
 	if (t != 0)
 		sqlite3_bind_int64(st, i, (sqlite3_int64)t);
 	else
 		sqlite3_bind_null(st, i);
-}
-
-/* Steps a statement that returns no rows.  0, or -1 logged. */
-static int
-step_done(struct store *s, sqlite3_stmt *st, const char *what)
-{
-	int	rc = sqlite3_step(st);
-
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		db_warn(s, what);
-		sqlite3_reset(st);
-		return -1;
-	}
-	sqlite3_reset(st);
-	return 0;
-}
-
-/*
- * The first column of the first row as an integer: 1 and *out set when
- * there is a row, 0 when none, -1 on error.  The statement is reset so it
- * holds no read snapshot afterwards.
- */
-static int
-step_int(struct store *s, sqlite3_stmt *st, int64_t *out, const char *what)
-{
-	int	rc = sqlite3_step(st), ret;
-
-	if (rc == SQLITE_ROW) {
-		*out = sqlite3_column_int64(st, 0);
-		ret = 1;
-	} else if (rc == SQLITE_DONE)
-		ret = 0;
-	else {
-		db_warn(s, what);
-		ret = -1;
-	}
-	sqlite3_reset(st);
-	return ret;
-}
-
-static char *
-col_str(sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-
-	return t != NULL ? xstrdup((const char *)t) : NULL;
 }
 
 static int64_t
@@ -390,65 +330,87 @@ deadline_after(const struct conf *conf, const char *task, time_t base)
 
 /* ---- rows ---- */
 
-/* A task, created once: a second call for the same case and task changes nothing. */
+/* Writes one task row with sql (?1 case, ?2 task, ?3 created, ?4 due).  0, or -1 logged. */
 static int
-task_create(struct store *s, int64_t case_id, const char *task, time_t created, time_t due)
+task_write(struct store *s, const char *sql, int64_t case_id, const char *task,
+    time_t created, time_t due, const char *what)
 {
-	sqlite3_stmt	*st = store_stmt(s, "INSERT OR IGNORE INTO tasks"
-	    "(case_id, task, created, due) VALUES (?1, ?2, ?3, ?4)");
+	sqlite3_stmt	*st = store_stmt(s, sql);
 
 	sqlite3_bind_int64(st, 1, case_id);
 	sqlite3_bind_text(st, 2, task, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, created);
 	sqlite3_bind_int64(st, 4, due);
-	return step_done(s, st, "create task");
+	return store_step_done(s, st, what);
+}
+
+/* A task, created once: a second call for the same case and task changes nothing. */
+static int
+task_create(struct store *s, int64_t case_id, const char *task, time_t created, time_t due)
+{
+	return task_write(s, "INSERT OR IGNORE INTO tasks(case_id, task, created,"
+	    " due) VALUES (?1, ?2, ?3, ?4)", case_id, task, created, due,
+	    "create task");
 }
 
 /* A task that is (again) open with a new due time: follow_up moves back and forth. */
 static int
 task_reopen(struct store *s, int64_t case_id, const char *task, time_t created, time_t due)
 {
-	sqlite3_stmt	*st = store_stmt(s, "INSERT INTO tasks"
-	    "(case_id, task, created, due) VALUES (?1, ?2, ?3, ?4)"
-	    " ON CONFLICT(case_id, task) DO UPDATE SET due = excluded.due,"
-	    " status = 'open', done_at = NULL");
-
-	sqlite3_bind_int64(st, 1, case_id);
-	sqlite3_bind_text(st, 2, task, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, created);
-	sqlite3_bind_int64(st, 4, due);
-	return step_done(s, st, "reopen task");
+	return task_write(s, "INSERT INTO tasks(case_id, task, created, due)"
+	    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(case_id, task) DO UPDATE SET"
+	    " due = excluded.due, status = 'open', done_at = NULL", case_id, task,
+	    created, due, "reopen task");
 }
 
 /* resume and prevent after a resolution: a cancelled one comes back, a done one stays done. */
 static int
 task_revive(struct store *s, int64_t case_id, const char *task, time_t created, time_t due)
 {
-	sqlite3_stmt	*st = store_stmt(s, "INSERT INTO tasks"
-	    "(case_id, task, created, due) VALUES (?1, ?2, ?3, ?4)"
-	    " ON CONFLICT(case_id, task) DO UPDATE SET due = excluded.due,"
-	    " status = 'open', done_at = NULL WHERE tasks.status = 'cancelled'");
+	return task_write(s, "INSERT INTO tasks(case_id, task, created, due)"
+	    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(case_id, task) DO UPDATE SET"
+	    " due = excluded.due, status = 'open', done_at = NULL"
+	    " WHERE tasks.status = 'cancelled'", case_id, task, created, due,
+	    "revive task");
+}
+
+/* Marks a task done at at with sql (?1 case, ?2 task, ?3 at): 1 when one was, 0 when none, -1 on error. */
+static int
+task_mark_done(struct store *s, const char *sql, int64_t case_id, const char *task,
+    time_t at)
+{
+	sqlite3_stmt	*st = store_stmt(s, sql);
 
 	sqlite3_bind_int64(st, 1, case_id);
-	sqlite3_bind_text(st, 2, task, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, created);
-	sqlite3_bind_int64(st, 4, due);
-	return step_done(s, st, "revive task");
+	sqlite3_bind_text(st, 2, task, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, at);
+	if (store_step_done(s, st, "finish task") == -1)
+		return -1;
+	return sqlite3_changes(store_db(s)) > 0 ? 1 : 0;
 }
 
 /* 1 when an open task was marked done, 0 when there was none, -1 on error. */
 static int
 task_finish(struct store *s, int64_t case_id, const char *task, time_t at)
 {
-	sqlite3_stmt	*st = store_stmt(s, "UPDATE tasks SET status = 'done',"
-	    " done_at = ?3 WHERE case_id = ?1 AND task = ?2 AND status = 'open'");
+	return task_mark_done(s, "UPDATE tasks SET status = 'done', done_at = ?3"
+	    " WHERE case_id = ?1 AND task = ?2 AND status = 'open'", case_id, task, at);
+}
 
-	sqlite3_bind_int64(st, 1, case_id);
-	sqlite3_bind_text(st, 2, task, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 3, at);
-	if (step_done(s, st, "finish task") == -1)
-		return -1;
-	return sqlite3_changes(store_db(s)) > 0 ? 1 : 0;
+/*
+ * The seller did a task before the case ended although we learn of it only
+ * afterwards (a first scan reads INBOX, with Amazon's resolution, before
+ * Sent): a task the resolution cancelled is done, dated by the mail.  1 when
+ * one was, 0 when not (no such task, or at was not before the end), -1 on
+ * error.
+ */
+static int
+task_finish_before_end(struct store *s, int64_t case_id, const char *task, time_t at)
+{
+	return task_mark_done(s, "UPDATE tasks SET status = 'done', done_at = ?3"
+	    " WHERE case_id = ?1 AND task = ?2 AND status = 'cancelled'"
+	    " AND EXISTS (SELECT 1 FROM cases c WHERE c.id = ?1 AND c.status <> 'open'"
+	    " AND c.closed IS NOT NULL AND ?3 < c.closed)", case_id, task, at);
 }
 
 /* When a case ends, what is left to do is moot; the look-back (prevent) is not. */
@@ -459,7 +421,7 @@ tasks_cancel_open(struct store *s, int64_t case_id)
 	    " WHERE case_id = ?1 AND status = 'open' AND task <> 'prevent'");
 
 	sqlite3_bind_int64(st, 1, case_id);
-	return step_done(s, st, "cancel tasks");
+	return store_step_done(s, st, "cancel tasks");
 }
 
 static int
@@ -468,13 +430,10 @@ event_add(struct store *s, int64_t case_id, time_t at, const char *what)
 	sqlite3_stmt	*st = store_stmt(s, "INSERT INTO events(case_id, at, what)"
 	    " VALUES (?1, ?2, ?3)");
 
-	if (case_id > 0)
-		sqlite3_bind_int64(st, 1, case_id);
-	else
-		sqlite3_bind_null(st, 1);
+	store_bind_id(st, 1, case_id);
 	sqlite3_bind_int64(st, 2, at);
 	sqlite3_bind_text(st, 3, what, -1, SQLITE_TRANSIENT);
-	return step_done(s, st, "add event");
+	return store_step_done(s, st, "add event");
 }
 
 static int
@@ -485,7 +444,7 @@ case_touch(struct store *s, int64_t case_id, time_t now)
 
 	sqlite3_bind_int64(st, 1, case_id);
 	sqlite3_bind_int64(st, 2, now);
-	return step_done(s, st, "touch case");
+	return store_step_done(s, st, "touch case");
 }
 
 /* Status and direction of a case; -1 on error or when it does not exist. */
@@ -505,7 +464,7 @@ case_state(struct store *s, int64_t case_id, char *status, size_t slen,
 		    "outbound") == 0;
 		ret = 0;
 	} else if (rc != SQLITE_DONE)
-		db_warn(s, "case state");
+		store_db_warn(s, "case state");
 	sqlite3_reset(st);
 	return ret;
 }
@@ -528,11 +487,13 @@ case_resolve(struct store *s, const struct conf *conf, int64_t case_id,
 	sqlite3_stmt	*st = store_stmt(s, "UPDATE cases SET status = ?2,"
 	    " closed = ?3, updated = ?4 WHERE id = ?1");
 
+	/* Each write to cases, messages and case_complaints tells the candidate index. */
+	store_changed(s);
 	sqlite3_bind_int64(st, 1, case_id);
 	sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, base);
 	sqlite3_bind_int64(st, 4, now);
-	if (step_done(s, st, "resolve case") == -1 ||
+	if (store_step_done(s, st, "resolve case") == -1 ||
 	    tasks_cancel_open(s, case_id) == -1 ||
 	    task_revive(s, case_id, "resume", now,
 	    deadline_after(conf, "resume", base)) == -1 ||
@@ -554,7 +515,7 @@ case_add_asins(struct store *s, int64_t case_id, char *const *asins, int *added)
 		    " VALUES (?1, ?2)");
 		sqlite3_bind_int64(st, 1, case_id);
 		sqlite3_bind_text(st, 2, asins[i], -1, SQLITE_TRANSIENT);
-		if (step_done(s, st, "add ASIN") == -1)
+		if (store_step_done(s, st, "add ASIN") == -1)
 			return -1;
 		if (added != NULL)
 			*added += sqlite3_changes(store_db(s));
@@ -569,11 +530,12 @@ case_add_complaint(struct store *s, int64_t case_id, const char *complaint_id)
 
 	if (complaint_id == NULL || *complaint_id == '\0')
 		return 0;
+	store_changed(s);
 	st = store_stmt(s, "INSERT OR IGNORE INTO case_complaints"
 	    "(case_id, complaint_id) VALUES (?1, ?2)");
 	sqlite3_bind_int64(st, 1, case_id);
 	sqlite3_bind_text(st, 2, complaint_id, -1, SQLITE_TRANSIENT);
-	return step_done(s, st, "add complaint id");
+	return store_step_done(s, st, "add complaint id");
 }
 
 /* Union of the verdict's ASINs and complaint ids into the case; empty fields filled. */
@@ -587,6 +549,7 @@ case_merge_verdict(struct ingest *ix, int64_t case_id, int *new_asins)
 	size_t		 i;
 	int		 ret = -1;
 
+	store_changed(ix->s);
 	st = store_stmt(ix->s, "UPDATE cases SET"
 	    " complaint_id = coalesce(complaint_id, ?2),"
 	    " marketplace = coalesce(marketplace, ?3),"
@@ -598,18 +561,18 @@ case_merge_verdict(struct ingest *ix, int64_t case_id, int *new_asins)
 	    " deadline_days = coalesce(deadline_days, ?8),"
 	    " updated = ?9 WHERE id = ?1");
 	sqlite3_bind_int64(st, 1, case_id);
-	bind_text(st, 2, v->complaint_id);
-	bind_text(st, 3, v->marketplace);
-	bind_text(st, 4, v->infringement_type);
-	bind_text(st, 5, v->rights_owner_name);
-	bind_text(st, 6, email);
-	bind_text(st, 7, flags);
+	store_bind_text(st, 2, v->complaint_id);
+	store_bind_text(st, 3, v->marketplace);
+	store_bind_text(st, 4, v->infringement_type);
+	store_bind_text(st, 5, v->rights_owner_name);
+	store_bind_text(st, 6, email);
+	store_bind_text(st, 7, flags);
 	if (v->deadline_days > 0)
 		sqlite3_bind_int64(st, 8, v->deadline_days);
 	else
 		sqlite3_bind_null(st, 8);
 	sqlite3_bind_int64(st, 9, ix->now);
-	if (step_done(ix->s, st, "merge case") == -1)
+	if (store_step_done(ix->s, st, "merge case") == -1)
 		goto out;
 	if (case_add_complaint(ix->s, case_id, v->complaint_id) == -1)
 		goto out;
@@ -636,6 +599,7 @@ case_insert(struct ingest *ix, const char *key, const char *kind, bool outbound)
 	char		*token = random_token();
 	int64_t		 id = -1;
 
+	store_changed(ix->s);
 	st = store_stmt(ix->s, "INSERT INTO cases(case_key, kind, direction,"
 	    " complaint_id, marketplace, infringement_type, rights_owner_name,"
 	    " rights_owner_email, deadline_days, urgency, token, opened, updated,"
@@ -644,11 +608,11 @@ case_insert(struct ingest *ix, const char *key, const char *kind, bool outbound)
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, outbound ? "outbound" : "inbound", -1, SQLITE_STATIC);
-	bind_text(st, 4, v->complaint_id);
-	bind_text(st, 5, v->marketplace);
-	bind_text(st, 6, v->infringement_type);
-	bind_text(st, 7, v->rights_owner_name);
-	bind_text(st, 8, email);
+	store_bind_text(st, 4, v->complaint_id);
+	store_bind_text(st, 5, v->marketplace);
+	store_bind_text(st, 6, v->infringement_type);
+	store_bind_text(st, 7, v->rights_owner_name);
+	store_bind_text(st, 8, email);
 	if (v->deadline_days > 0)
 		sqlite3_bind_int64(st, 9, v->deadline_days);
 	else
@@ -658,8 +622,8 @@ case_insert(struct ingest *ix, const char *key, const char *kind, bool outbound)
 	sqlite3_bind_text(st, 11, token, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 12, ix->base);
 	sqlite3_bind_int64(st, 13, ix->now);
-	bind_text(st, 14, flags);
-	if (step_done(ix->s, st, "open case") == 0)
+	store_bind_text(st, 14, flags);
+	if (store_step_done(ix->s, st, "open case") == 0)
 		id = sqlite3_last_insert_rowid(store_db(ix->s));
 	free(token);
 	free(flags);
@@ -682,19 +646,17 @@ message_record(struct ingest *ix, int64_t case_id, const char *role, const char 
 	int64_t		 row;
 	int		 ret = -1;
 
+	store_changed(ix->s);
 	st = store_stmt(ix->s, "INSERT INTO messages(dedupe_key, message_id,"
 	    " case_id, role, kind, from_addr, subject, date, received, sha256, raw)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
 	sqlite3_bind_text(st, 1, m->dedupe_key, -1, SQLITE_TRANSIENT);
-	bind_text(st, 2, m->message_id);
-	if (case_id > 0)
-		sqlite3_bind_int64(st, 3, case_id);
-	else
-		sqlite3_bind_null(st, 3);
+	store_bind_text(st, 2, m->message_id);
+	store_bind_id(st, 3, case_id);
 	sqlite3_bind_text(st, 4, role, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, kind, -1, SQLITE_STATIC);
-	bind_text(st, 6, m->from_addr);
-	bind_text(st, 7, m->subject);
+	store_bind_text(st, 6, m->from_addr);
+	store_bind_text(st, 7, m->subject);
 	bind_time(st, 8, m->date);
 	sqlite3_bind_int64(st, 9, ix->now);
 	sqlite3_bind_text(st, 10, hash, -1, SQLITE_TRANSIENT);
@@ -702,7 +664,7 @@ message_record(struct ingest *ix, int64_t case_id, const char *role, const char 
 		sqlite3_bind_blob64(st, 11, m->raw, m->raw_len, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, 11);
-	if (step_done(ix->s, st, "record message") == -1)
+	if (store_step_done(ix->s, st, "record message") == -1)
 		goto out;
 	row = sqlite3_last_insert_rowid(store_db(ix->s));
 	if (ix->origin != NULL && ix->origin->account != NULL &&
@@ -715,7 +677,7 @@ message_record(struct ingest *ix, int64_t case_id, const char *role, const char 
 		sqlite3_bind_text(st, 3, ix->origin->folder, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 4, ix->origin->uidvalidity);
 		sqlite3_bind_int64(st, 5, ix->origin->uid);
-		if (step_done(ix->s, st, "record location") == -1)
+		if (store_step_done(ix->s, st, "record location") == -1)
 			goto out;
 	}
 	ret = 0;
@@ -743,7 +705,7 @@ alert_add(struct ingest *ix, int64_t case_id, const char *text)
 		st = store_stmt(ix->s, "SELECT token FROM cases WHERE id = ?1");
 		sqlite3_bind_int64(st, 1, case_id);
 		if (sqlite3_step(st) == SQLITE_ROW)
-			token = col_str(st, 0);
+			token = store_column_dup(st, 0);
 		sqlite3_reset(st);
 	}
 	msgid = xasprintf("alert.%.32s%s%s@%s", hash, token != NULL ? "." : "",
@@ -752,15 +714,12 @@ alert_add(struct ingest *ix, int64_t case_id, const char *text)
 	st = store_stmt(ix->s, "INSERT OR IGNORE INTO outbox(kind, case_id, task,"
 	    " threshold, message_id, created, next_attempt, alert_text)"
 	    " VALUES ('alert', ?1, NULL, ?2, ?3, ?4, ?4, ?5)");
-	if (case_id > 0)
-		sqlite3_bind_int64(st, 1, case_id);
-	else
-		sqlite3_bind_null(st, 1);
+	store_bind_id(st, 1, case_id);
 	sqlite3_bind_text(st, 2, ix->m->dedupe_key, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 3, msgid, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 4, ix->now);
 	sqlite3_bind_text(st, 5, text, -1, SQLITE_TRANSIENT);
-	ret = step_done(ix->s, st, "queue alert");
+	ret = store_step_done(ix->s, st, "queue alert");
 	free(msgid);
 	free(hash);
 	if (ret == 0)
@@ -782,9 +741,9 @@ case_find_complaint(struct store *s, const char *complaint_id,
 	    " (c.status = 'open') DESC, c.id LIMIT 1");
 
 	sqlite3_bind_text(st, 1, complaint_id, -1, SQLITE_TRANSIENT);
-	bind_text(st, 2, marketplace);
+	store_bind_text(st, 2, marketplace);
 	sqlite3_bind_text(st, 3, outbound ? "outbound" : "inbound", -1, SQLITE_STATIC);
-	return step_int(s, st, case_id, "find complaint");
+	return store_step_int(s, st, case_id, "find complaint");
 }
 
 /* Follow-ups may lack the marketplace or come from another: any case with the id. */
@@ -798,8 +757,8 @@ case_find_any_complaint(struct store *s, const char *complaint_id,
 	    " c.updated DESC LIMIT 1");
 
 	sqlite3_bind_text(st, 1, complaint_id, -1, SQLITE_TRANSIENT);
-	bind_text(st, 2, marketplace);
-	return step_int(s, st, case_id, "find complaint");
+	store_bind_text(st, 2, marketplace);
+	return store_step_int(s, st, case_id, "find complaint");
 }
 
 /* The case holding a message with this Message-ID. */
@@ -811,38 +770,72 @@ case_find_thread(struct store *s, const char *message_id, int64_t *case_id)
 	    " ORDER BY id DESC LIMIT 1");
 
 	sqlite3_bind_text(st, 1, message_id, -1, SQLITE_TRANSIENT);
-	return step_int(s, st, case_id, "find thread");
+	return store_step_int(s, st, case_id, "find thread");
+}
+
+/* A growing list of case ids, each once, in the order found. */
+struct case_ids {
+	int64_t	*v;
+	size_t	 n;
+};
+
+static void
+case_ids_add(struct case_ids *ids, int64_t id)
+{
+	size_t	i;
+
+	for (i = 0; i < ids->n; i++)
+		if (ids->v[i] == id)
+			return;
+	ids->v = xreallocarray(ids->v, ids->n + 1, sizeof(*ids->v));
+	ids->v[ids->n++] = id;
+}
+
+/* The position of id in ids, or -1. */
+static ssize_t
+case_ids_find(const struct case_ids *ids, int64_t id)
+{
+	size_t	i;
+
+	for (i = 0; i < ids->n; i++)
+		if (ids->v[i] == id)
+			return (ssize_t)i;
+	return -1;
 }
 
 /*
- * The case whose rights owner has this address, or (when the domain is not a
- * free-mail service, where strangers share it) an address at the same
- * domain.  An exact address wins, then open cases, then the newest.
+ * The cases whose rights owner has this address, or (when the domain is not
+ * a free-mail service, where strangers share it) an address at the same
+ * domain, appended to ids: an exact address first, then open cases, then
+ * the newest.  0, or -1 on error.
  */
 static int
-case_find_owner(struct ingest *ix, const char *addr, bool open_only, int64_t *case_id)
+owner_cases(struct ingest *ix, const char *addr, struct case_ids *ids)
 {
 	sqlite3_stmt	*st;
 	char		*lower = lower_dup(addr);
 	const char	*d = domain_of(lower);
-	int		 ret;
+	int		 rc;
 
 	if (d != NULL && (domain_is_freemail(d) || domain_is_amazon(ix->conf, d) ||
 	    domain_is_seller(ix->conf, d)))
 		d = NULL;
 	st = store_stmt(ix->s, "SELECT id FROM cases WHERE"
-	    " (?3 = 0 OR status = 'open') AND rights_owner_email IS NOT NULL AND"
+	    " rights_owner_email IS NOT NULL AND"
 	    " (rights_owner_email = ?1 OR (?2 IS NOT NULL"
 	    "  AND instr(coalesce(owner_flags, ''), 'freemail') = 0"
 	    "  AND substr(rights_owner_email, instr(rights_owner_email, '@') + 1) = ?2))"
 	    " ORDER BY (rights_owner_email = ?1) DESC, (status = 'open') DESC,"
-	    " updated DESC LIMIT 1");
-	bind_text(st, 1, lower);
-	bind_text(st, 2, d);
-	sqlite3_bind_int(st, 3, open_only ? 1 : 0);
-	ret = step_int(ix->s, st, case_id, "find rights owner");
+	    " updated DESC, id DESC");
+	store_bind_text(st, 1, lower);
+	store_bind_text(st, 2, d);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		case_ids_add(ids, sqlite3_column_int64(st, 0));
+	if (rc != SQLITE_DONE)
+		store_db_warn(ix->s, "find rights owner");
+	sqlite3_reset(st);
 	free(lower);
-	return ret;
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* Is addr the rights owner of this case (the same address, or the same non-free-mail domain)? */
@@ -971,14 +964,14 @@ our_mail_find(struct store *s, const struct message *m, struct our_mail *om)
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
 			om->case_id = sqlite3_column_int64(st, 0);
-			om->task = col_str(st, 1);
-			om->message_id = col_str(st, 2);
+			om->task = store_column_dup(st, 1);
+			om->message_id = store_column_dup(st, 2);
 			sqlite3_reset(st);
 			return 1;
 		}
 		sqlite3_reset(st);
 		if (rc != SQLITE_DONE) {
-			db_warn(s, "find our mail");
+			store_db_warn(s, "find our mail");
 			return -1;
 		}
 	}
@@ -1045,10 +1038,8 @@ mail_is_ours(struct ingest *ix)
 	const struct message *m = ix->m;
 	const char	*from = ix->conf->smtp.from;
 	sqlite3_stmt	*st;
-	int64_t		 one;
 	char		*v;
 	size_t		 i;
-	int		 rc;
 
 	for (i = 0; i < NELEM(ours); i++) {
 		if ((v = message_header(m, ours[i])) != NULL) {
@@ -1063,8 +1054,7 @@ mail_is_ours(struct ingest *ix)
 		return 0;
 	st = store_stmt(ix->s, "SELECT 1 FROM outbox WHERE message_id = ?1");
 	sqlite3_bind_text(st, 1, m->message_id, -1, SQLITE_TRANSIENT);
-	rc = step_int(ix->s, st, &one, "find our mail");
-	return rc;
+	return store_step_int(ix->s, st, NULL, "find our mail");
 }
 
 /*
@@ -1094,6 +1084,15 @@ mail_about_ours(struct ingest *ix, const char **why)
 		return 1;
 	}
 	return 0;
+}
+
+/* Appends w (taken, not copied) to the NULL-terminated vector *v of *n words. */
+static void
+words_push(char ***v, size_t *n, char *w)
+{
+	*v = xreallocarray(*v, *n + 2, sizeof(**v));
+	(*v)[(*n)++] = w;
+	(*v)[*n] = NULL;
 }
 
 /*
@@ -1126,49 +1125,264 @@ collect_tokens(const char *text, size_t len, char ***words, size_t *n)
 
 			for (char *p = w; *p != '\0'; p++)
 				*p = (char)toupper((unsigned char)*p);
-			*words = xreallocarray(*words, *n + 2, sizeof(**words));
-			(*words)[(*n)++] = w;
-			(*words)[*n] = NULL;
+			words_push(words, n, w);
 		}
 		i = j;
 	}
 }
 
-/* A case citing one of the words as complaint id or ASIN. */
+/*
+ * A case citing one of the words as complaint id, else one citing it as
+ * ASIN; open cases first, then the newest.  With among, only those cases
+ * count, the earlier in among the better.  1 and *case_id, 0 when none, -1
+ * on error.
+ */
 static int
-case_find_words(struct store *s, char *const *words, int64_t *case_id)
+case_find_words(struct store *s, char *const *words, const struct case_ids *among,
+    int64_t *case_id)
 {
+	static const char *const sql[] = {
+		"SELECT c.id FROM case_complaints cc JOIN cases c"
+		" ON c.id = cc.case_id WHERE cc.complaint_id = ?1"
+		" ORDER BY (c.status = 'open') DESC, c.updated DESC, c.id DESC",
+		"SELECT c.id FROM case_asins a JOIN cases c"
+		" ON c.id = a.case_id WHERE a.asin = ?1"
+		" ORDER BY (c.status = 'open') DESC, c.updated DESC, c.id DESC",
+	};
 	sqlite3_stmt	*st;
-	size_t		 i;
+	int64_t		 id, best;
+	ssize_t		 pos, best_pos;
+	size_t		 q, i;
 	int		 rc;
 
-	for (i = 0; words != NULL && words[i] != NULL; i++) {
-		st = store_stmt(s, "SELECT c.id FROM case_complaints cc JOIN cases c"
-		    " ON c.id = cc.case_id WHERE cc.complaint_id = ?1"
-		    " ORDER BY (c.status = 'open') DESC, c.updated DESC LIMIT 1");
-		sqlite3_bind_text(st, 1, words[i], -1, SQLITE_TRANSIENT);
-		if ((rc = step_int(s, st, case_id, "find complaint id")) != 0)
-			return rc;
-	}
-	for (i = 0; words != NULL && words[i] != NULL; i++) {
-		st = store_stmt(s, "SELECT c.id FROM case_asins a JOIN cases c"
-		    " ON c.id = a.case_id WHERE a.asin = ?1"
-		    " ORDER BY (c.status = 'open') DESC, c.updated DESC LIMIT 1");
-		sqlite3_bind_text(st, 1, words[i], -1, SQLITE_TRANSIENT);
-		if ((rc = step_int(s, st, case_id, "find ASIN")) != 0)
-			return rc;
+	for (q = 0; q < NELEM(sql); q++) {
+		for (i = 0; words != NULL && words[i] != NULL; i++) {
+			st = store_stmt(s, sql[q]);
+			sqlite3_bind_text(st, 1, words[i], -1, SQLITE_TRANSIENT);
+			best = 0;
+			best_pos = -1;
+			while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+				id = sqlite3_column_int64(st, 0);
+				if (among == NULL) {
+					best = id;
+					break;
+				}
+				pos = case_ids_find(among, id);
+				if (pos >= 0 && (best_pos < 0 || pos < best_pos)) {
+					best = id;
+					best_pos = pos;
+				}
+			}
+			sqlite3_reset(st);
+			if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+				store_db_warn(s, q == 0 ? "find complaint id" : "find ASIN");
+				return -1;
+			}
+			if (best > 0) {
+				*case_id = best;
+				return 1;
+			}
+		}
 	}
 	return 0;
 }
 
-/* A bounce quoting a rights owner's address: the case whose owner it is. */
+/* The first case (newest id first) holding a message with one of ids.  1, 0 or -1. */
+static int
+case_find_thread_any(struct store *s, char *const *ids, int64_t *case_id)
+{
+	size_t	i;
+	int	rc;
+
+	for (i = 0; ids != NULL && ids[i] != NULL; i++)
+		if ((rc = case_find_thread(s, ids[i], case_id)) != 0)
+			return rc;
+	return 0;
+}
+
+/* Words that may be complaint ids or ASINs: the verdict's ids, then the subject's and the text's. */
+static char **
+message_words(const struct ingest *ix)
+{
+	const struct message *m = ix->m;
+	char	**words = NULL;
+	size_t	  i, n = 0;
+
+	for (i = 0; ix->v->complaint_ids != NULL && ix->v->complaint_ids[i] != NULL &&
+	    n < TOKENS_MAX; i++)
+		words_push(&words, &n, xstrdup(ix->v->complaint_ids[i]));
+	if (m->subject != NULL)
+		collect_tokens(m->subject, strlen(m->subject), &words, &n);
+	collect_tokens(m->text, m->text_len, &words, &n);
+	return words;
+}
+
+#define RETURNED_SCAN_MAX	(1024 * 1024)	/* bytes of a bounce searched for returned headers */
+#define RETURNED_IDS_MAX	(2 * MSGID_MAX_REFS)
+
+/* What a bounce says about the message that came back. */
+struct returned {
+	char	**msgids;	/* its Message-ID(s) */
+	char	**parents;	/* its In-Reply-To, then its References newest first */
+	char	**words;	/* id-like words of its Subject */
+	size_t	  nwords;
+};
+
+static void
+returned_clear(struct returned *r)
+{
+	strv_free(r->msgids);
+	strv_free(r->parents);
+	strv_free(r->words);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Appends the ids of list (NULL-terminated) to *v, newest first when reverse; takes none of list. */
+static void
+ids_append(char ***v, char *const *list, bool reverse)
+{
+	size_t	n = strv_len(*v), k = strv_len(list), i;
+
+	for (i = 0; i < k && n < RETURNED_IDS_MAX; i++)
+		words_push(v, &n, xstrdup(list[reverse ? k - 1 - i : i]));
+}
+
+/* Skips the quoting of a line ("> ", ">>"); returns where its own text starts. */
+static const char *
+unquote(const char *p, const char *end)
+{
+	while (p < end && (*p == '>' || *p == ' ' || *p == '\t'))
+		p++;
+	return p;
+}
+
+/* Does the text start like a header field ("Name:")?  Tells a quoted field from a continuation. */
+static bool
+looks_like_field(const char *p, const char *end)
+{
+	const char	*q = p;
+
+	while (q < end && (isalnum((unsigned char)*q) || *q == '-'))
+		q++;
+	return q > p && q < end && *q == ':';
+}
+
+/*
+ * Reads header fields of a returned or quoted message out of buf: lines
+ * (quoting ignored) that start with Message-ID:, In-Reply-To:, References:
+ * or Subject:, with their continuation lines.  A DSN's text/rfc822-headers
+ * or message/rfc822 part and a bounce that quotes the message in its text
+ * all look like this.
+ */
+static void
+returned_scan(const char *buf, size_t len, struct returned *r)
+{
+	static const char *const names[] = {
+		"message-id:", "in-reply-to:", "references:", "subject:"
+	};
+	const char	*p, *end, *nl, *own, *vend, *from;
+	struct buf	 value = { 0 };
+	char		**list, *id;
+	size_t		 i, k;
+
+	if (buf == NULL)
+		return;
+	end = buf + (len < RETURNED_SCAN_MAX ? len : RETURNED_SCAN_MAX);
+	for (p = buf; p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		own = unquote(p, nl);
+		for (i = 0; i < NELEM(names); i++)
+			if ((size_t)(nl - own) >= strlen(names[i]) &&
+			    strncasecmp(own, names[i], strlen(names[i])) == 0)
+				break;
+		if (i == NELEM(names))
+			continue;
+		/* The value and its continuation lines (folded, maybe quoted). */
+		buf_free(&value);
+		from = own + strlen(names[i]);
+		for (k = 0; ; k++) {
+			vend = nl;
+			if (vend > from && vend[-1] == '\r')
+				vend--;
+			if (k > 0)
+				buf_puts(&value, " ");
+			buf_append(&value, from, (size_t)(vend - from));
+			if (nl >= end || k >= 20)
+				break;
+			p = nl + 1;
+			if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+				nl = end;
+			from = p;
+			while (from < nl && *from == '>')
+				from++;
+			if (from == nl || (*from != ' ' && *from != '\t') ||
+			    unquote(from, nl) == nl || (from > p &&
+			    looks_like_field(unquote(from, nl), nl))) {
+				/* Not a continuation: read this line again as a field. */
+				nl = p - 1;
+				break;
+			}
+		}
+		buf_append(&value, "", 0);
+		if (i == 0) {
+			if ((id = msgid_normalize(value.data)) != NULL) {
+				char	*one[] = { id, NULL };
+
+				ids_append(&r->msgids, one, false);
+				free(id);
+			}
+		} else if (i == 3) {
+			if (r->nwords < TOKENS_MAX)
+				collect_tokens(value.data, strlen(value.data), &r->words,
+				    &r->nwords);
+		} else {
+			list = msgid_parse_list(value.data);
+			/* In-Reply-To names the parent; References, oldest first, the ancestors. */
+			ids_append(&r->parents, list, i == 2);
+			strv_free(list);
+		}
+	}
+	buf_free(&value);
+}
+
+/* The body of raw: what follows the first empty line. */
+static const char *
+raw_body(const char *raw, size_t len, size_t *body_len)
+{
+	const char	*p;
+	size_t		 i;
+
+	*body_len = 0;
+	if (raw == NULL)
+		return NULL;
+	for (i = 0; i + 1 < len; i++) {
+		if (raw[i] != '\n')
+			continue;
+		p = raw + i + 1;
+		if (p < raw + len && *p == '\n') {
+			*body_len = len - (i + 2);
+			return p + 1;
+		}
+		if (p + 1 < raw + len && p[0] == '\r' && p[1] == '\n') {
+			*body_len = len - (i + 3);
+			return p + 2;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * A bounce quoting a rights owner's address: the case whose owner it is,
+ * open cases first, then the newest.
+ */
 static int
 case_find_quoted_owner(struct ingest *ix, int64_t *case_id)
 {
 	const struct message *m = ix->m;
 	sqlite3_stmt	*st = store_stmt(ix->s, "SELECT id, rights_owner_email FROM cases"
 	    " WHERE rights_owner_email IS NOT NULL"
-	    " ORDER BY (status = 'open') DESC, updated DESC");
+	    " ORDER BY (status = 'open') DESC, updated DESC, id DESC");
 	const char	*owner;
 	int		 rc, ret = 0;
 
@@ -1183,7 +1397,7 @@ case_find_quoted_owner(struct ingest *ix, int64_t *case_id)
 		}
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		db_warn(ix->s, "find quoted owner");
+		store_db_warn(ix->s, "find quoted owner");
 		ret = -1;
 	}
 	sqlite3_reset(st);
@@ -1191,11 +1405,53 @@ case_find_quoted_owner(struct ingest *ix, int64_t *case_id)
 }
 
 /*
+ * The case a bounce belongs to: the returned message's own Message-ID, then
+ * its In-Reply-To and References, matched against the messages of the cases
+ * (the returned headers in the message/rfc822 or text/rfc822-headers part,
+ * or quoted in the text); then a complaint id or ASIN it cites; then, last,
+ * a rights owner's address it quotes (the same owner may have two cases).
+ */
+static int
+case_find_bounce(struct ingest *ix, int64_t *case_id)
+{
+	const struct message *m = ix->m;
+	struct returned	 r;
+	const char	*body;
+	char		**words;
+	size_t		 body_len, n;
+	int		 rc;
+
+	memset(&r, 0, sizeof(r));
+	body = raw_body(m->raw, m->raw_len, &body_len);
+	returned_scan(body, body_len, &r);
+	returned_scan(m->text, m->text_len, &r);
+	returned_scan(m->forwarded_text, m->forwarded_len, &r);
+	if ((rc = case_find_thread_any(ix->s, r.msgids, case_id)) != 0 ||
+	    (rc = case_find_thread_any(ix->s, r.parents, case_id)) != 0)
+		goto out;
+	words = message_words(ix);
+	n = strv_len(words);
+	for (size_t i = 0; r.words != NULL && r.words[i] != NULL && n < TOKENS_MAX; i++)
+		words_push(&words, &n, xstrdup(r.words[i]));
+	collect_tokens(m->forwarded_text, m->forwarded_len, &words, &n);
+	rc = case_find_words(ix->s, words, NULL, case_id);
+	strv_free(words);
+	if (rc == 0)
+		rc = case_find_quoted_owner(ix, case_id);
+out:
+	returned_clear(&r);
+	return rc;
+}
+
+/*
  * The case a message belongs to, as correspondence: (a) it answers a
- * message of the case, (b) it is from (or, for the seller's own mail, to)
- * the rights owner or a colleague at the same domain, (c) it cites the
- * complaint id or an ASIN, unless it is Amazon's, the seller's own circle's
- * or bulk mail (a newsletter or a forwarded copy must not join).
+ * message of a case (In-Reply-To, References); (b) a bounce: see
+ * case_find_bounce(); (c) it is from (or, for the seller's own mail, to)
+ * a rights owner or a colleague at the same domain: when that owner has
+ * several cases, the one whose complaint id (or ASIN) the mail cites, and
+ * only without one the newest; (d) it cites a complaint id or an ASIN,
+ * unless it is Amazon's, the seller's own circle's or bulk mail (a
+ * newsletter or a forwarded copy must not join).
  * 1 and *case_id, 0 when none, -1 on error.
  */
 static int
@@ -1204,8 +1460,9 @@ case_find_related(struct ingest *ix, int64_t *case_id)
 	const struct message *m = ix->m;
 	bool		 sent = ix->origin != NULL && ix->origin->sent;
 	bool		 words_ok;
+	struct case_ids	 owners = { NULL, 0 };
 	char		**words = NULL;
-	size_t		 i, n = 0;
+	size_t		 i;
 	int		 rc;
 
 	if (m->in_reply_to != NULL &&
@@ -1214,17 +1471,26 @@ case_find_related(struct ingest *ix, int64_t *case_id)
 	for (i = strv_len(m->references); i > 0; i--)
 		if ((rc = case_find_thread(ix->s, m->references[i - 1], case_id)) != 0)
 			return rc;
+	if (!sent && message_is_bounce(m))
+		return case_find_bounce(ix, case_id);
+
+	rc = 0;
 	if (sent) {
-		for (i = 0; m->to_addrs[i] != NULL; i++)
-			if ((rc = case_find_owner(ix, m->to_addrs[i], false,
-			    case_id)) != 0)
-				return rc;
-	} else if (m->from_addr != NULL &&
-	    (rc = case_find_owner(ix, m->from_addr, false, case_id)) != 0)
-		return rc;
-	if (!sent && message_is_bounce(m) &&
-	    (rc = case_find_quoted_owner(ix, case_id)) != 0)
-		return rc;
+		for (i = 0; m->to_addrs[i] != NULL && rc == 0; i++)
+			rc = owner_cases(ix, m->to_addrs[i], &owners);
+	} else if (m->from_addr != NULL)
+		rc = owner_cases(ix, m->from_addr, &owners);
+	if (rc == -1)
+		goto out;
+	if (owners.n > 0) {
+		/* The owner's mail about one complaint joins that complaint's case. */
+		words = message_words(ix);
+		if ((rc = case_find_words(ix->s, words, &owners, case_id)) == 0) {
+			*case_id = owners.v[0];
+			rc = 1;
+		}
+		goto out;
+	}
 
 	words_ok = !message_is_bulk(m);
 	if (sent) {
@@ -1244,19 +1510,13 @@ case_find_related(struct ingest *ix, int64_t *case_id)
 		words_ok = words_ok && d != NULL && !domain_is_amazon(ix->conf, d) &&
 		    !domain_is_seller(ix->conf, d);
 	}
-	if (!words_ok)
-		return 0;
-	for (i = 0; ix->v->complaint_ids != NULL && ix->v->complaint_ids[i] != NULL &&
-	    n < TOKENS_MAX; i++) {
-		words = xreallocarray(words, n + 2, sizeof(*words));
-		words[n++] = xstrdup(ix->v->complaint_ids[i]);
-		words[n] = NULL;
+	if (words_ok) {
+		words = message_words(ix);
+		rc = case_find_words(ix->s, words, NULL, case_id);
 	}
-	if (m->subject != NULL)
-		collect_tokens(m->subject, strlen(m->subject), &words, &n);
-	collect_tokens(m->text, m->text_len, &words, &n);
-	rc = case_find_words(ix->s, words, case_id);
+out:
 	strv_free(words);
+	free(owners.v);
 	return rc;
 }
 
@@ -1325,7 +1585,7 @@ second_complaint(struct store *s, int64_t case_id, char *why, size_t len)
 	    "   lower(o.rights_owner_name) = lower(c.rights_owner_name)))"
 	    " WHERE c.id = ?1 ORDER BY o.id LIMIT 1");
 	sqlite3_bind_int64(st, 1, case_id);
-	if ((rc = step_int(s, st, &other, "same owner")) != 0) {
+	if ((rc = store_step_int(s, st, &other, "same owner")) != 0) {
 		if (rc == 1)
 			snprintf(why, len, "a second complaint from the same "
 			    "rights owner (case %" PRId64 ")", other);
@@ -1336,7 +1596,7 @@ second_complaint(struct store *s, int64_t case_id, char *why, size_t len)
 	    " AND a.asin IN (SELECT asin FROM case_asins WHERE case_id = ?1)"
 	    " ORDER BY a.case_id LIMIT 1");
 	sqlite3_bind_int64(st, 1, case_id);
-	if ((rc = step_int(s, st, &other, "same ASIN")) == 1)
+	if ((rc = store_step_int(s, st, &other, "same ASIN")) == 1)
 		snprintf(why, len, "a second complaint on the same ASIN (case %"
 		    PRId64 ")", other);
 	return rc;
@@ -1369,13 +1629,13 @@ notice_tasks(struct ingest *ix, int64_t case_id, bool outbound)
 	    " deadline_days FROM cases WHERE id = ?1");
 	sqlite3_bind_int64(st, 1, case_id);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		owner = col_str(st, 0);
-		type = col_str(st, 1);
+		owner = store_column_dup(st, 0);
+		type = store_column_dup(st, 1);
 		days = col_int(st, 2, -1);
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW) {
-		db_warn(s, "notice tasks");
+		store_db_warn(s, "notice tasks");
 		return -1;
 	}
 	if (task_create(s, case_id, "review", ix->now,
@@ -1406,12 +1666,11 @@ notice_tasks(struct ingest *ix, int64_t case_id, bool outbound)
 		goto out;
 	if (why[0] != '\0') {
 		char	*what = xasprintf("legal advice needed: %s", why);
-		int64_t	 had;
 
 		st = store_stmt(s, "SELECT 1 FROM tasks WHERE case_id = ?1"
 		    " AND task = 'legal'");
 		sqlite3_bind_int64(st, 1, case_id);
-		rc = step_int(s, st, &had, "legal task");
+		rc = store_step_int(s, st, NULL, "legal task");
 		if (rc == 0 && (task_create(s, case_id, "legal", ix->now,
 		    deadline_after(ix->conf, "legal", ix->base)) == -1 ||
 		    event_add(s, case_id, ix->base, what) == -1))
@@ -1425,6 +1684,85 @@ out:
 	free(type);
 	free(owner);
 	return ret;
+}
+
+/*
+ * rules.conf marks Amazon's answer to the seller's own report (Brand
+ * Registry, Report a Violation) as an appeal decision whose outcome starts
+ * with "report_": "report_action_taken", "report_no_action".
+ */
+static bool
+outcome_is_report(const char *outcome)
+{
+	return outcome != NULL && strncmp(outcome, "report_", 7) == 0;
+}
+
+/* A follow-up from Amazon on the seller's own report: the decision is in, look at the listing. */
+static int
+outbound_decided(struct ingest *ix, int64_t case_id)
+{
+	const char	*outcome = ix->v->outcome;
+	const char	*what = "Amazon answered your report: check the reported listing";
+
+	if (outcome != NULL && strcmp(outcome, "report_action_taken") == 0)
+		what = "Amazon took action on your report: check that the reported "
+		    "listing changed";
+	else if (outcome != NULL && strcmp(outcome, "report_no_action") == 0)
+		what = "Amazon took no action on your report: check the listing and "
+		    "report again with more evidence if it still infringes";
+	if (task_finish(ix->s, case_id, "await_decision", ix->base) == -1 ||
+	    task_create(ix->s, case_id, "recheck_listing", ix->now,
+	    deadline_after(ix->conf, "recheck_listing", ix->base)) == -1 ||
+	    event_add(ix->s, case_id, ix->base, what) == -1)
+		return -1;
+	return 0;
+}
+
+/* The seller's own report this id names (any marketplace, open first): 1, 0 or -1. */
+static int
+case_find_report(struct store *s, const char *complaint_id, int64_t *case_id)
+{
+	sqlite3_stmt	*st = store_stmt(s, "SELECT c.id FROM case_complaints cc"
+	    " JOIN cases c ON c.id = cc.case_id WHERE cc.complaint_id = ?1"
+	    " AND c.direction = 'outbound'"
+	    " ORDER BY (c.status = 'open') DESC, c.updated DESC, c.id DESC LIMIT 1");
+
+	sqlite3_bind_text(st, 1, complaint_id, -1, SQLITE_TRANSIENT);
+	return store_step_int(s, st, case_id, "find report");
+}
+
+/*
+ * A notice citing the id of the seller's own report (Amazon's answer to it,
+ * in words no rule knows) must never open a case against the seller: it is
+ * kept with the report, and Amazon's own mail counts as its answer.
+ */
+static enum result
+ingest_notice_on_report(struct ingest *ix, int64_t case_id)
+{
+	const struct verdict *v = ix->v;
+	char	*cid = str_for_log(v->complaint_id, 40);
+	char	*what;
+	int	 rc;
+
+	ix->out->case_id = case_id;
+	if (message_record(ix, case_id, v->authentic ? "follow_up" : "other",
+	    kind_str(v->kind)) == -1) {
+		free(cid);
+		return R_RETRY;
+	}
+	what = xasprintf("a mail reads like a %s but cites %s, the id of your own "
+	    "report: kept here, no case opened against you; read it", kind_str(v->kind),
+	    cid);
+	rc = event_add(ix->s, case_id, ix->base, what);
+	free(what);
+	free(cid);
+	if (rc == -1 || (v->authentic && case_is_open(ix->s, case_id) &&
+	    outbound_decided(ix, case_id) == -1) ||
+	    case_touch(ix->s, case_id, ix->now) == -1)
+		return R_RETRY;
+	snprintf(ix->out->what, sizeof(ix->out->what), "follow-up to report case %"
+	    PRId64 " (%s citing the report's id)", case_id, kind_str(v->kind));
+	return R_OK;
 }
 
 /* ip_notice, apex, account_warning, report_confirmation: open a case or merge into one. */
@@ -1449,6 +1787,19 @@ ingest_notice(struct ingest *ix)
 	} else
 		key = xasprintf("msg:%s", m->dedupe_key);
 
+	if (case_id == 0 && !outbound && v->complaint_id != NULL &&
+	    *v->complaint_id != '\0') {
+		int64_t	 report = 0;
+
+		if ((rc = case_find_report(ix->s, v->complaint_id, &report)) == -1) {
+			free(key);
+			return R_RETRY;
+		}
+		if (rc == 1) {
+			free(key);
+			return ingest_notice_on_report(ix, report);
+		}
+	}
 	if (case_id == 0) {
 		case_id = case_insert(ix, key, kind_str(v->kind), outbound);
 		free(key);
@@ -1484,7 +1835,7 @@ ingest_notice(struct ingest *ix)
 		char	*text;
 
 		sqlite3_bind_int64(st, 1, case_id);
-		if (step_done(ix->s, st, "urgency") == -1) {
+		if (store_step_done(ix->s, st, "urgency") == -1) {
 			free(mkt);
 			free(subject);
 			return R_RETRY;
@@ -1507,19 +1858,6 @@ ingest_notice(struct ingest *ix)
 	return R_OK;
 }
 
-/* A follow-up from Amazon on the seller's own report: the decision is in, look at the listing. */
-static int
-outbound_decided(struct ingest *ix, int64_t case_id)
-{
-	if (task_finish(ix->s, case_id, "await_decision", ix->base) == -1 ||
-	    task_create(ix->s, case_id, "recheck_listing", ix->now,
-	    deadline_after(ix->conf, "recheck_listing", ix->base)) == -1 ||
-	    event_add(ix->s, case_id, ix->base,
-	    "Amazon answered your report: check the reported listing") == -1)
-		return -1;
-	return 0;
-}
-
 /* reinstatement, retraction, appeal_decision. */
 static enum result
 ingest_follow_up(struct ingest *ix)
@@ -1534,22 +1872,44 @@ ingest_follow_up(struct ingest *ix)
 	const char	*from_domain = ix->m->from_addr ? address_domain(ix->m->from_addr) : NULL;
 	bool		 amazon = v->authentic && from_domain != NULL &&
 	    domain_in_list(from_domain, ix->conf->amazon_domains), outbound = false;
+	bool		 report = v->kind == KIND_APPEAL_DECISION &&
+	    outcome_is_report(v->outcome);
 	int64_t		 case_id = 0;
 	char		 status[32];
 	const char	*role;
 	int		 rc;
 
-	if (v->complaint_id != NULL && *v->complaint_id != '\0' &&
+	/* An answer to the seller's own report belongs to that report, never to a complaint. */
+	for (size_t i = 0; report && case_id == 0 && v->complaint_ids != NULL &&
+	    v->complaint_ids[i] != NULL; i++)
+		if (case_find_report(s, v->complaint_ids[i], &case_id) == -1)
+			return R_RETRY;
+	if (!report && v->complaint_id != NULL && *v->complaint_id != '\0' &&
 	    case_find_any_complaint(s, v->complaint_id, v->marketplace, &case_id) == -1)
 		return R_RETRY;
-	for (size_t i = 0; case_id == 0 && v->complaint_ids != NULL &&
+	for (size_t i = 0; !report && case_id == 0 && v->complaint_ids != NULL &&
 	    v->complaint_ids[i] != NULL; i++)
 		if (case_find_any_complaint(s, v->complaint_ids[i], v->marketplace,
 		    &case_id) == -1)
 			return R_RETRY;
-	if (case_id == 0 && case_find_related(ix, &case_id) == -1)
+	if (!report && case_id == 0 && case_find_related(ix, &case_id) == -1)
 		return R_RETRY;
-	if (case_id == 0) {
+	if (case_id == 0 && report && v->complaint_id != NULL) {
+		/* A report not seen before (its confirmation predates the scan): follow it too. */
+		char	*key = xasprintf("report:%s:%s", v->complaint_id,
+		    v->marketplace != NULL ? v->marketplace : "-");
+
+		case_id = case_insert(ix, key, kind_name(KIND_REPORT_CONFIRMATION), true);
+		free(key);
+		if (case_id < 0)
+			return R_RETRY;
+		ix->out->opened = true;
+		if (event_add(s, case_id, ix->base, "opened: Amazon answered a report "
+		    "of yours not seen before") == -1 ||
+		    (!amazon && task_create(s, case_id, "await_decision", ix->now,
+		    deadline_after(ix->conf, "await_decision", ix->base)) == -1))
+			return R_RETRY;
+	} else if (case_id == 0) {
 		/* Unknown complaint: a case of its own, so nothing is lost. */
 		char	*key = xasprintf("msg:%s", ix->m->dedupe_key);
 
@@ -1615,7 +1975,7 @@ ingest_follow_up(struct ingest *ix)
 		return R_RETRY;
 
 	/* A case of its own that is still open needs at least a look. */
-	if (ix->out->opened && case_is_open(s, case_id) &&
+	if (ix->out->opened && !outbound && case_is_open(s, case_id) &&
 	    task_create(s, case_id, "review", ix->now,
 	    deadline_after(ix->conf, "review", ix->base)) == -1)
 		return R_RETRY;
@@ -1666,8 +2026,13 @@ ingest_correspondence(struct ingest *ix)
 		return R_RETRY;
 
 	if (to_owner) {
-		if (task_finish(s, case_id, "contact_owner", ix->base) == -1)
+		/* The mail's Date, not the order we read it in, says whether it came before the end. */
+		if ((rc = task_finish(s, case_id, "contact_owner", ix->base)) == 0 &&
+		    !open && m->date > 0 && m->date == ix->base)
+			rc = task_finish_before_end(s, case_id, "contact_owner", ix->base);
+		if (rc == -1)
 			return R_RETRY;
+		rc = 0;
 		if (open)
 			rc = task_reopen(s, case_id, "follow_up", ix->now,
 			    deadline_after(ix->conf, "follow_up", ix->base));
@@ -1736,11 +2101,11 @@ cases_ingest(struct store *s, const struct conf *conf, const struct msg_origin *
 		sqlite3_bind_text(st, 3, origin->folder, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 4, origin->uidvalidity);
 		sqlite3_bind_int64(st, 5, origin->uid);
-		return step_done(s, st, "record location") == 0 ? R_OK : R_RETRY;
+		return store_step_done(s, st, "record location") == 0 ? R_OK : R_RETRY;
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
-		db_warn(s, "dedupe");
+		store_db_warn(s, "dedupe");
 		return R_RETRY;
 	}
 
@@ -1784,85 +2149,201 @@ cases_ingest(struct store *s, const struct conf *conf, const struct msg_origin *
 	}
 }
 
+/*
+ * ---- the candidate index ----
+ *
+ * cases_is_candidate() runs for every new message of a scan, before its body
+ * is fetched, so it asks no SQL per message: it looks in hash sets of what
+ * the store knows.  The sets are built on first use and again after this
+ * handle wrote a case, a message or a complaint id (store_changed(), which
+ * cases.c calls: it is the only writer of those tables), after a rollback,
+ * and after another connection committed (PRAGMA data_version: ipcase may
+ * have closed a case).  Our own outbox, which schedule.c writes too, grows
+ * only: new rows are read when this handle changed anything at all.
+ */
+struct cand_index {
+	bool		 valid;
+	int64_t		 data_version;
+	uint64_t	 generation;
+	int64_t		 changes;	/* sqlite3_total_changes64() when the outbox was read */
+	int64_t		 outbox_max;	/* the highest outbox id read */
+	GHashTable	*msgids;	/* Message-IDs of stored messages and of our own mail */
+	GHashTable	*owners;	/* rights owner addresses of open cases */
+	GHashTable	*domains;	/* their domains where a colleague counts (no free-mail) */
+	GHashTable	*complaints;	/* every complaint id of every case */
+};
+
+static void
+cand_index_free(void *p)
+{
+	struct cand_index *ci = p;
+
+	if (ci == NULL)
+		return;
+	g_hash_table_destroy(ci->msgids);
+	g_hash_table_destroy(ci->owners);
+	g_hash_table_destroy(ci->domains);
+	g_hash_table_destroy(ci->complaints);
+	free(ci);
+}
+
+/* Adds column col of every row of st to set.  0, or -1 on error. */
+static int
+cand_fill(struct store *s, sqlite3_stmt *st, int col, GHashTable *set, const char *what)
+{
+	const unsigned char *t;
+	int	rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((t = sqlite3_column_text(st, col)) != NULL)
+			g_hash_table_add(set, g_strdup((const char *)t));
+	if (rc != SQLITE_DONE)
+		store_db_warn(s, what);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Our own mail sent since the last look: a reply to it may be a command. */
+static int
+cand_index_outbox(struct store *s, struct cand_index *ci)
+{
+	sqlite3_stmt	*st = store_stmt(s, "SELECT id, message_id FROM outbox"
+	    " WHERE id > ?1 ORDER BY id");
+	const unsigned char *t;
+	int		 rc;
+
+	sqlite3_bind_int64(st, 1, ci->outbox_max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ci->outbox_max = sqlite3_column_int64(st, 0);
+		if ((t = sqlite3_column_text(st, 1)) != NULL)
+			g_hash_table_add(ci->msgids, g_strdup((const char *)t));
+	}
+	if (rc != SQLITE_DONE)
+		store_db_warn(s, "candidate index");
+	sqlite3_reset(st);
+	ci->changes = sqlite3_total_changes64(store_db(s));
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+cand_index_build(struct store *s, struct cand_index *ci)
+{
+	sqlite3_stmt	*st;
+	const char	*owner, *flags, *d;
+	int		 rc;
+
+	g_hash_table_remove_all(ci->msgids);
+	g_hash_table_remove_all(ci->owners);
+	g_hash_table_remove_all(ci->domains);
+	g_hash_table_remove_all(ci->complaints);
+	ci->outbox_max = 0;
+	st = store_stmt(s, "SELECT message_id FROM messages WHERE message_id IS NOT NULL");
+	if (cand_fill(s, st, 0, ci->msgids, "candidate index") == -1)
+		return -1;
+	st = store_stmt(s, "SELECT complaint_id FROM case_complaints");
+	if (cand_fill(s, st, 0, ci->complaints, "candidate index") == -1)
+		return -1;
+	st = store_stmt(s, "SELECT rights_owner_email, owner_flags FROM cases"
+	    " WHERE status = 'open' AND rights_owner_email IS NOT NULL");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		owner = (const char *)sqlite3_column_text(st, 0);
+		flags = (const char *)sqlite3_column_text(st, 1);
+		g_hash_table_add(ci->owners, g_strdup(owner));
+		/* A free-mail owner's neighbours are strangers. */
+		if ((d = strchr(owner, '@')) != NULL && !domain_is_freemail(d + 1) &&
+		    (flags == NULL || strstr(flags, "freemail") == NULL))
+			g_hash_table_add(ci->domains, g_strdup(d + 1));
+	}
+	if (rc != SQLITE_DONE)
+		store_db_warn(s, "candidate index");
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return -1;
+	return cand_index_outbox(s, ci);
+}
+
+/* The index, up to date; NULL on a database error. */
+static struct cand_index *
+cand_index_get(struct store *s)
+{
+	struct cand_index *ci = store_cache(s);
+	int64_t		 version;
+
+	if (store_data_version(s, &version) == -1)
+		return NULL;
+	if (ci == NULL) {
+		ci = xcalloc(1, sizeof(*ci));
+		ci->msgids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+		ci->owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+		ci->domains = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+		ci->complaints = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+		store_set_cache(s, ci, cand_index_free);
+	}
+	if (!ci->valid || ci->data_version != version ||
+	    ci->generation != store_generation(s)) {
+		ci->valid = false;
+		if (cand_index_build(s, ci) == -1)
+			return NULL;
+		ci->valid = true;
+		ci->data_version = version;
+		ci->generation = store_generation(s);
+	} else if (ci->changes != sqlite3_total_changes64(store_db(s)) &&
+	    cand_index_outbox(s, ci) == -1) {
+		ci->valid = false;
+		return NULL;
+	}
+	return ci;
+}
+
+/* Is addr a rights owner of an open case, or a colleague at the owner's (not free-mail) domain? */
+static bool
+cand_address(const struct cand_index *ci, const char *addr)
+{
+	char		*lower;
+	const char	*d;
+	bool		 yes;
+
+	if (addr == NULL)
+		return false;
+	lower = lower_dup(addr);
+	d = domain_of(lower);
+	yes = g_hash_table_contains(ci->owners, lower) || (d != NULL &&
+	    !domain_is_freemail(d) && g_hash_table_contains(ci->domains, d));
+	free(lower);
+	return yes;
+}
+
 bool
 cases_is_candidate(struct store *s, const struct message *h)
 {
-	sqlite3_stmt	*st;
+	struct cand_index *ci;
 	char		**words = NULL;
 	size_t		 i, n = 0;
-	int64_t		 one;
-	int		 rc = 0;
-	const char	*addr;
+	bool		 yes = false;
 
-	if (h->in_reply_to != NULL) {
-		st = store_stmt(s, "SELECT 1 FROM messages WHERE message_id = ?1 LIMIT 1");
-		sqlite3_bind_text(st, 1, h->in_reply_to, -1, SQLITE_TRANSIENT);
-		if ((rc = step_int(s, st, &one, "candidate")) != 0)
+	/* On a database error, fetch the body: a missed notice costs more than a fetch. */
+	if ((ci = cand_index_get(s)) == NULL)
+		return true;
+	/* A reply in a case's thread, or to our own mail (it may be a command). */
+	if (h->in_reply_to != NULL && g_hash_table_contains(ci->msgids, h->in_reply_to))
+		return true;
+	for (i = 0; h->references != NULL && h->references[i] != NULL; i++)
+		if (g_hash_table_contains(ci->msgids, h->references[i]))
 			return true;
-	}
-	for (i = 0; h->references != NULL && h->references[i] != NULL; i++) {
-		st = store_stmt(s, "SELECT 1 FROM messages WHERE message_id = ?1 LIMIT 1");
-		sqlite3_bind_text(st, 1, h->references[i], -1, SQLITE_TRANSIENT);
-		if ((rc = step_int(s, st, &one, "candidate")) != 0)
+	if (cand_address(ci, h->from_addr))
+		return true;
+	for (i = 0; h->to_addrs != NULL && h->to_addrs[i] != NULL; i++)
+		if (cand_address(ci, h->to_addrs[i]))
 			return true;
-	}
-	/* A reply to our own mail may be a command: its body is needed. */
-	for (i = 0; ; i++) {
-		const char *id = i == 0 ? h->in_reply_to : h->references != NULL ?
-		    h->references[i - 1] : NULL;
-
-		if (i > 0 && id == NULL)
-			break;
-		if (id == NULL)
-			continue;
-		st = store_stmt(s, "SELECT 1 FROM outbox WHERE message_id = ?1 LIMIT 1");
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-		if ((rc = step_int(s, st, &one, "candidate")) != 0)
-			return true;
-	}
-	for (i = 0; ; i++) {
-		char	*lower;
-		const char *d;
-
-		addr = i == 0 ? h->from_addr : h->to_addrs != NULL ?
-		    h->to_addrs[i - 1] : NULL;
-		if (i > 0 && addr == NULL)
-			break;
-		if (addr == NULL)
-			continue;
-		lower = lower_dup(addr);
-		d = domain_of(lower);
-		if (d != NULL && domain_is_freemail(d))
-			d = NULL;
-		st = store_stmt(s, "SELECT 1 FROM cases WHERE status = 'open' AND"
-		    " (rights_owner_email = ?1 OR (?2 IS NOT NULL AND"
-		    "  instr(coalesce(owner_flags, ''), 'freemail') = 0 AND"
-		    "  substr(rights_owner_email, instr(rights_owner_email, '@') + 1)"
-		    "  = ?2)) LIMIT 1");
-		bind_text(st, 1, lower);
-		bind_text(st, 2, d);
-		rc = step_int(s, st, &one, "candidate");
-		free(lower);
-		if (rc != 0)
-			return true;
-	}
-	if (addr_is_mailer_daemon(h->from_addr)) {
-		st = store_stmt(s, "SELECT 1 FROM cases WHERE status = 'open' AND"
-		    " rights_owner_email IS NOT NULL LIMIT 1");
-		if ((rc = step_int(s, st, &one, "candidate")) != 0)
-			return true;
-	}
+	/* A bounce may be of the seller's mail to a rights owner. */
+	if (addr_is_mailer_daemon(h->from_addr) && g_hash_table_size(ci->owners) > 0)
+		return true;
 	if (h->subject != NULL)
 		collect_tokens(h->subject, strlen(h->subject), &words, &n);
-	for (i = 0; i < n && rc == 0; i++) {
-		st = store_stmt(s, "SELECT 1 FROM case_complaints WHERE"
-		    " complaint_id = ?1 LIMIT 1");
-		sqlite3_bind_text(st, 1, words[i], -1, SQLITE_TRANSIENT);
-		rc = step_int(s, st, &one, "candidate");
-	}
+	for (i = 0; i < n && !yes; i++)
+		yes = g_hash_table_contains(ci->complaints, words[i]);
 	strv_free(words);
-	/* On a database error, fetch the body: a missed notice costs more than a fetch. */
-	return rc != 0;
+	return yes;
 }
 
 /* ---- the seller's commands ---- */
@@ -1902,29 +2383,29 @@ case_load(struct store *s, int64_t id, struct case_row *c)
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		c->id = sqlite3_column_int64(st, 0);
-		c->case_key = col_str(st, 1);
-		c->kind = col_str(st, 2);
-		c->direction = col_str(st, 3);
-		c->status = col_str(st, 4);
-		c->complaint_id = col_str(st, 5);
-		c->marketplace = col_str(st, 6);
-		c->infringement_type = col_str(st, 7);
-		c->rights_owner_name = col_str(st, 8);
-		c->rights_owner_email = col_str(st, 9);
+		c->case_key = store_column_dup(st, 1);
+		c->kind = store_column_dup(st, 2);
+		c->direction = store_column_dup(st, 3);
+		c->status = store_column_dup(st, 4);
+		c->complaint_id = store_column_dup(st, 5);
+		c->marketplace = store_column_dup(st, 6);
+		c->infringement_type = store_column_dup(st, 7);
+		c->rights_owner_name = store_column_dup(st, 8);
+		c->rights_owner_email = store_column_dup(st, 9);
 		c->deadline_days = col_int(st, 10, -1);
-		c->urgency = col_str(st, 11);
+		c->urgency = store_column_dup(st, 11);
 		c->opened = col_int(st, 12, 0);
 		c->updated = col_int(st, 13, 0);
 		c->closed = col_int(st, 14, 0);
-		c->close_reason = col_str(st, 15);
+		c->close_reason = store_column_dup(st, 15);
 		c->snoozed_until = col_int(st, 16, 0);
-		c->owner_flags = col_str(st, 17);
-		c->token = col_str(st, 18);
+		c->owner_flags = store_column_dup(st, 17);
+		c->token = store_column_dup(st, 18);
 		ret = 1;
 	} else if (rc == SQLITE_DONE)
 		ret = 0;
 	else {
-		db_warn(s, "load case");
+		store_db_warn(s, "load case");
 		ret = -1;
 	}
 	sqlite3_reset(st);
@@ -1988,11 +2469,11 @@ case_next_task(struct store *s, int64_t id, char **task, time_t *due)
 	sqlite3_bind_int64(st, 1, id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		*task = col_str(st, 0);
+		*task = store_column_dup(st, 0);
 		*due = (time_t)sqlite3_column_int64(st, 1);
 		ret = 1;
 	} else if (rc != SQLITE_DONE) {
-		db_warn(s, "next task");
+		store_db_warn(s, "next task");
 		ret = -1;
 	}
 	sqlite3_reset(st);
@@ -2010,7 +2491,7 @@ case_strings(struct store *s, const char *sql, int64_t id)
 	sqlite3_bind_int64(st, 1, id);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		v = xreallocarray(v, n + 2, sizeof(*v));
-		v[n++] = col_str(st, 0);
+		v[n++] = store_column_dup(st, 0);
 		v[n] = NULL;
 	}
 	sqlite3_reset(st);
@@ -2039,7 +2520,7 @@ case_message_count(struct store *s, int64_t id)
 	int64_t		 n = 0;
 
 	sqlite3_bind_int64(st, 1, id);
-	step_int(s, st, &n, "count messages");
+	store_step_int(s, st, &n, "count messages");
 	return n;
 }
 
@@ -2496,7 +2977,7 @@ apply_snooze(struct store *s, const struct case_row *c, long seconds,
 	sqlite3_bind_int64(st, 1, c->id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)now + seconds);
 	sqlite3_bind_int64(st, 3, now);
-	if (step_done(s, st, "snooze") == -1)
+	if (store_step_done(s, st, "snooze") == -1)
 		return -1;
 	human_time(now + seconds, until, sizeof(until));
 	suffix = by_suffix(by);
@@ -2521,12 +3002,13 @@ apply_close(struct store *s, const struct case_row *c, const char *reason,
 		return 0;
 	}
 	text = utf8_sanitize(reason, strlen(reason));
+	store_changed(s);
 	st = store_stmt(s, "UPDATE cases SET status = 'closed', closed = ?2,"
 	    " close_reason = ?3, updated = ?2 WHERE id = ?1");
 	sqlite3_bind_int64(st, 1, c->id);
 	sqlite3_bind_int64(st, 2, now);
 	sqlite3_bind_text(st, 3, text, -1, SQLITE_TRANSIENT);
-	if (step_done(s, st, "close case") == -1 || tasks_cancel_open(s, c->id) == -1 ||
+	if (store_step_done(s, st, "close case") == -1 || tasks_cancel_open(s, c->id) == -1 ||
 	    task_revive(s, c->id, "prevent", now, deadline_default("prevent", now)) == -1)
 		goto out;
 	suffix = by_suffix(by);
@@ -2553,7 +3035,7 @@ apply_note(struct store *s, const struct case_row *c, const char *note,
 	sqlite3_bind_int64(st, 1, c->id);
 	sqlite3_bind_int64(st, 2, now);
 	sqlite3_bind_text(st, 3, text, -1, SQLITE_TRANSIENT);
-	if (step_done(s, st, "add note") == -1 || case_touch(s, c->id, now) == -1)
+	if (store_step_done(s, st, "add note") == -1 || case_touch(s, c->id, now) == -1)
 		goto out;
 	/* A note from ipcase is visible as such; one by mail also says who sent it. */
 	if (by != NULL) {
@@ -2716,7 +3198,7 @@ confirm_add(struct ingest *ix, const struct case_row *c, const char *text)
 	sqlite3_bind_text(st, 3, msgid, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 4, ix->now);
 	sqlite3_bind_text(st, 5, text, -1, SQLITE_TRANSIENT);
-	ret = step_done(ix->s, st, "queue confirmation");
+	ret = store_step_done(ix->s, st, "queue confirmation");
 	free(msgid);
 	free(hash);
 	return ret;
@@ -2940,11 +3422,11 @@ cases_summary(struct store *s, int *open_cases, time_t *next_due)
 	*open_cases = 0;
 	*next_due = 0;
 	st = store_stmt(s, "SELECT count(*) FROM cases WHERE status = 'open'");
-	if (step_int(s, st, &n, "summary") == -1)
+	if (store_step_int(s, st, &n, "summary") == -1)
 		return -1;
 	st = store_stmt(s, "SELECT min(t.due) FROM tasks t JOIN cases c"
 	    " ON c.id = t.case_id WHERE t.status = 'open' AND c.status = 'open'");
-	if (step_int(s, st, &due, "summary") == -1)
+	if (store_step_int(s, st, &due, "summary") == -1)
 		return -1;
 	*open_cases = (int)n;
 	*next_due = (time_t)due;
@@ -3088,10 +3570,10 @@ export_load_msgs(struct store *s, int64_t case_id, size_t *np)
 		memset(e, 0, sizeof(*e));
 		e->id = sqlite3_column_int64(st, 0);
 		e->at = (time_t)sqlite3_column_int64(st, 1);
-		e->role = col_str(st, 2);
-		e->from = col_str(st, 3);
-		e->subject = col_str(st, 4);
-		e->sha256 = col_str(st, 5);
+		e->role = store_column_dup(st, 2);
+		e->from = store_column_dup(st, 3);
+		e->subject = store_column_dup(st, 4);
+		e->sha256 = store_column_dup(st, 5);
 		if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
 			const void *blob = sqlite3_column_blob(st, 6);
 

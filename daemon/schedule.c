@@ -89,38 +89,6 @@ db_warn(struct store *s, const char *what)
 	log_warnx("schedule: %s: %s", what, sqlite3_errmsg(store_db(s)));
 }
 
-/* Steps a statement that returns no rows.  0, or -1 logged. */
-static int
-step_done(struct store *s, sqlite3_stmt *st, const char *what)
-{
-	int	ret = 0;
-
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		db_warn(s, what);
-		ret = -1;
-	}
-	sqlite3_reset(st);
-	return ret;
-}
-
-/* A text column copied (sqlite's pointer dies with the next step); NULL stays NULL. */
-static char *
-column_dup(sqlite3_stmt *st, int col)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-
-	return t != NULL ? xstrdup((const char *)t) : NULL;
-}
-
-static void
-bind_case_id(sqlite3_stmt *st, int idx, int64_t case_id)
-{
-	if (case_id > 0)
-		sqlite3_bind_int64(st, idx, case_id);
-	else
-		sqlite3_bind_null(st, idx);
-}
-
 /* The seller's zone; an unknown name (conf.c should have refused it) falls back to UTC. */
 static GTimeZone *
 tz_open(const struct conf *conf)
@@ -338,7 +306,7 @@ outbox_insert(struct store *s, const char *kind, int64_t case_id, const char *ta
 	    " message_id, created, status, attempts, next_attempt, last_reply)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9)");
 	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
-	bind_case_id(st, 2, case_id);
+	store_bind_id(st, 2, case_id);
 	sqlite3_bind_text(st, 3, task, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, threshold, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, message_id, -1, SQLITE_STATIC);
@@ -359,32 +327,13 @@ outbox_insert(struct store *s, const char *kind, int64_t case_id, const char *ta
 	return ret;
 }
 
-/* Steps a "SELECT 1 ... LIMIT 1": 1 when a row matches, 0 when none, -1 on error. */
-static int
-exists_query(struct store *s, sqlite3_stmt *st, const char *what)
-{
-	int	rc, ret;
-
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		ret = 1;
-	else if (rc == SQLITE_DONE)
-		ret = 0;
-	else {
-		db_warn(s, what);
-		ret = -1;
-	}
-	sqlite3_reset(st);
-	return ret;
-}
-
 static int
 any_open_case(struct store *s)
 {
 	sqlite3_stmt	*st;
 
 	st = store_stmt(s, "SELECT 1 FROM cases WHERE status = 'open' LIMIT 1");
-	return exists_query(s, st, "open cases");
+	return store_step_int(s, st, NULL, "open cases");
 }
 
 /*
@@ -401,7 +350,7 @@ plan_clock_jump(struct store *s, time_t now)
 	    " WHERE status IN ('pending', 'held') AND next_attempt > ?2");
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_int64(st, 2, now + CLOCK_JUMP_SEC);
-	if (step_done(s, st, "reschedule after a clock jump") == -1)
+	if (store_step_done(s, st, "reschedule after a clock jump") == -1)
 		return -1;
 	if ((n = sqlite3_changes(store_db(s))) > 0)
 		log_warnx("schedule: %d reminders were scheduled more than %d h "
@@ -439,7 +388,7 @@ plan_cancel(struct store *s, time_t now)
 		sqlite3_bind_text(st, 1, rules[i].why, -1, SQLITE_STATIC);
 		if (sqlite3_bind_parameter_count(st) >= 2)
 			sqlite3_bind_int64(st, 2, now);
-		if (step_done(s, st, "cancel reminders") == -1)
+		if (store_step_done(s, st, "cancel reminders") == -1)
 			return -1;
 		if ((n = sqlite3_changes(store_db(s))) > 0)
 			log_info("schedule: %d pending reminders %s", n, rules[i].why);
@@ -475,7 +424,7 @@ plan_daily_digest(struct store *s, const struct conf *conf, GTimeZone *tz,
 	st = store_stmt(s, "SELECT 1 FROM outbox WHERE kind = 'digest'"
 	    " AND threshold = ?1 LIMIT 1");
 	sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
-	if ((n = exists_query(s, st, "find digest")) != 0)
+	if ((n = store_step_int(s, st, NULL, "find digest")) != 0)
 		return n == 1 ? 0 : -1;
 	snprintf(tag, sizeof(tag), "d%s", day);
 	message_id = msgid_generate(tag, domain);
@@ -555,7 +504,7 @@ plan_backlog_digest(struct store *s, const char *domain, time_t now, time_t send
 		st = store_stmt(s, "SELECT 1 FROM outbox WHERE kind = 'digest'"
 		    " AND threshold = ?1 LIMIT 1");
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-		if ((n = exists_query(s, st, "find digest")) == -1)
+		if ((n = store_step_int(s, st, NULL, "find digest")) == -1)
 			return -1;
 		if (n == 1)
 			continue;
@@ -717,9 +666,9 @@ plan_tasks_load(struct store *s, time_t now, struct plan_task **out, size_t *nou
 			pts = xreallocarray(pts, cap, sizeof(*pts));
 		}
 		pts[n].case_id = sqlite3_column_int64(st, 0);
-		pts[n].task = column_dup(st, 1);
+		pts[n].task = store_column_dup(st, 1);
 		pts[n].due = (time_t)sqlite3_column_int64(st, 2);
-		pts[n].token = column_dup(st, 3);
+		pts[n].token = store_column_dup(st, 3);
 		n++;
 	}
 	sqlite3_reset(st);
@@ -852,16 +801,16 @@ outbox_row_load(struct store *s, int64_t id, struct outbox_row *row)
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		row->id = id;
-		row->kind = column_dup(st, 0);
+		row->kind = store_column_dup(st, 0);
 		row->case_id = sqlite3_column_type(st, 1) == SQLITE_NULL ? 0 :
 		    sqlite3_column_int64(st, 1);
-		row->task = column_dup(st, 2);
-		row->threshold = column_dup(st, 3);
-		row->message_id = column_dup(st, 4);
+		row->task = store_column_dup(st, 2);
+		row->threshold = store_column_dup(st, 3);
+		row->message_id = store_column_dup(st, 4);
 		row->attempts = sqlite3_column_int(st, 5);
-		row->status = column_dup(st, 6);
-		row->last_reply = column_dup(st, 7);
-		row->alert_text = column_dup(st, 8);
+		row->status = store_column_dup(st, 6);
+		row->last_reply = store_column_dup(st, 7);
+		row->alert_text = store_column_dup(st, 8);
 		ret = 1;
 	} else if (rc == SQLITE_DONE)
 		ret = 0;
@@ -988,16 +937,16 @@ case_view_load(struct store *s, GTimeZone *tz, int64_t case_id,
 		sqlite3_reset(st);
 		return ret;
 	}
-	v->token = column_dup(st, 0);
-	v->kind = column_dup(st, 1);
-	v->status = column_dup(st, 2);
-	v->complaint_id = column_dup(st, 3);
-	v->marketplace = column_dup(st, 4);
-	v->infringement_type = column_dup(st, 5);
-	v->rights_owner_name = column_dup(st, 6);
-	v->rights_owner_email = column_dup(st, 7);
+	v->token = store_column_dup(st, 0);
+	v->kind = store_column_dup(st, 1);
+	v->status = store_column_dup(st, 2);
+	v->complaint_id = store_column_dup(st, 3);
+	v->marketplace = store_column_dup(st, 4);
+	v->infringement_type = store_column_dup(st, 5);
+	v->rights_owner_name = store_column_dup(st, 6);
+	v->rights_owner_email = store_column_dup(st, 7);
 	v->mc.opened = (time_t)sqlite3_column_int64(st, 8);
-	v->urgency = column_dup(st, 9);
+	v->urgency = store_column_dup(st, 9);
 	sqlite3_reset(st);
 
 	v->asins = xcalloc(cap, sizeof(*v->asins));
@@ -1011,7 +960,7 @@ case_view_load(struct store *s, GTimeZone *tz, int64_t case_id,
 			cap *= 2;
 			v->asins = xreallocarray(v->asins, cap, sizeof(*v->asins));
 		}
-		v->asins[n++] = column_dup(st, 0);
+		v->asins[n++] = store_column_dup(st, 0);
 		v->asins[n] = NULL;
 	}
 	sqlite3_reset(st);
@@ -1025,7 +974,7 @@ case_view_load(struct store *s, GTimeZone *tz, int64_t case_id,
 	sqlite3_bind_int64(st, 1, case_id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		v->next_task = column_dup(st, 0);
+		v->next_task = store_column_dup(st, 0);
 		v->mc.next_due = (time_t)sqlite3_column_int64(st, 1);
 	}
 	sqlite3_reset(st);
@@ -1122,7 +1071,7 @@ case_thread_id(struct store *s, int64_t case_id, int64_t self, char **out)
 	sqlite3_bind_int64(st, 2, self);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		*out = column_dup(st, 0);
+		*out = store_column_dup(st, 0);
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		db_warn(s, "read thread");
@@ -1140,7 +1089,8 @@ static int
 task_still_open(struct store *s, const struct outbox_row *row, time_t now, time_t *due)
 {
 	sqlite3_stmt	*st;
-	int		 rc, ret;
+	int64_t		 t;
+	int		 ret;
 
 	st = store_stmt(s, "SELECT t.due FROM tasks t JOIN cases c"
 	    " ON c.id = t.case_id WHERE t.case_id = ?1 AND t.task = ?2"
@@ -1149,17 +1099,8 @@ task_still_open(struct store *s, const struct outbox_row *row, time_t now, time_
 	sqlite3_bind_int64(st, 1, row->case_id);
 	sqlite3_bind_text(st, 2, row->task, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, now);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*due = (time_t)sqlite3_column_int64(st, 0);
-		ret = 1;
-	} else if (rc == SQLITE_DONE)
-		ret = 0;
-	else {
-		db_warn(s, "read task");
-		ret = -1;
-	}
-	sqlite3_reset(st);
+	if ((ret = store_step_int(s, st, &t, "read task")) == 1)
+		*due = (time_t)t;
 	return ret;
 }
 
@@ -1175,7 +1116,7 @@ outbox_cancel(struct store *s, int64_t id, const char *why)
 	    " WHERE id = ?1");
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_text(st, 2, why, -1, SQLITE_STATIC);
-	if (step_done(s, st, "cancel reminder") == -1 || store_commit(s) == -1) {
+	if (store_step_done(s, st, "cancel reminder") == -1 || store_commit(s) == -1) {
 		store_rollback(s);
 		return -1;
 	}
@@ -1260,7 +1201,7 @@ outbox_record(struct store *s, const struct outbox_row *row, int rc,
 		sqlite3_bind_int64(st, 1, row->id);
 		sqlite3_bind_int64(st, 2, now);
 		sqlite3_bind_text(st, 3, res->reply, -1, SQLITE_STATIC);
-		if (step_done(s, st, "record sent reminder") == -1)
+		if (store_step_done(s, st, "record sent reminder") == -1)
 			goto out;
 		if (row->case_id > 0) {
 			char *event = strcmp(row->kind, "task") == 0 ?
@@ -1275,7 +1216,7 @@ outbox_record(struct store *s, const struct outbox_row *row, int rc,
 			sqlite3_bind_int64(st, 2, now);
 			sqlite3_bind_text(st, 3, event, -1, SQLITE_TRANSIENT);
 			free(event);
-			if (step_done(s, st, "record event") == -1)
+			if (store_step_done(s, st, "record event") == -1)
 				goto out;
 		}
 		if (store_commit(s) == -1)
@@ -1304,7 +1245,7 @@ outbox_record(struct store *s, const struct outbox_row *row, int rc,
 	sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, *next);
 	sqlite3_bind_text(st, 4, res->reply, -1, SQLITE_STATIC);
-	if (step_done(s, st, "record failed reminder") == -1 || store_commit(s) == -1)
+	if (store_step_done(s, st, "record failed reminder") == -1 || store_commit(s) == -1)
 		goto out;
 	/* Said once per distinct failure, not at every retry. */
 	if (repeated)
@@ -1481,7 +1422,7 @@ outbox_defer(struct store *s, const int64_t *ids, size_t n, time_t until, time_t
 		    " WHERE id = ?1 AND next_attempt < ?2");
 		sqlite3_bind_int64(st, 1, ids[i]);
 		sqlite3_bind_int64(st, 2, until);
-		if (step_done(s, st, "defer reminders") == -1) {
+		if (store_step_done(s, st, "defer reminders") == -1) {
 			store_rollback(s);
 			return -1;
 		}
@@ -1564,7 +1505,7 @@ schedule_alert(struct store *s, const struct conf *conf, const char *key, const 
 	st = store_stmt(s, "SELECT 1 FROM outbox WHERE kind = 'alert' AND case_id IS NULL"
 	    " AND task = 'system' AND threshold = ?1 LIMIT 1");
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	if ((n = exists_query(s, st, "look up alert")) == -1)
+	if ((n = store_step_int(s, st, NULL, "look up alert")) == -1)
 		goto out;
 	if (n == 1) {
 		ret = 0;
@@ -1576,7 +1517,7 @@ schedule_alert(struct store *s, const struct conf *conf, const char *key, const 
 	sqlite3_bind_text(st, 2, message_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, now);
 	sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
-	if (step_done(s, st, "queue alert") == -1)
+	if (store_step_done(s, st, "queue alert") == -1)
 		goto out;
 	if (begun) {
 		begun = false;
@@ -1603,7 +1544,7 @@ schedule_alert_rearm(struct store *s, const char *key)
 	    " WHERE kind = 'alert' AND case_id IS NULL AND task = 'system' AND threshold = ?1"
 	    " AND status = 'sent'");
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	if (step_done(s, st, "rearm alert") == -1)
+	if (store_step_done(s, st, "rearm alert") == -1)
 		return -1;
 	ret = sqlite3_changes(store_db(s));
 	return ret;

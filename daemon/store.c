@@ -28,6 +28,9 @@ struct store {
 	struct stmt_entry	*stmts;
 	size_t			 nstmts;
 	size_t			 capstmts;
+	uint64_t		 generation;	/* store_changed() and rollbacks */
+	void			*cache;
+	void			(*free_cache)(void *);
 };
 
 /*
@@ -304,6 +307,8 @@ store_close(struct store *s)
 
 	if (s == NULL)
 		return;
+	if (s->cache != NULL && s->free_cache != NULL)
+		s->free_cache(s->cache);
 	for (i = 0; i < s->nstmts; i++) {
 		sqlite3_finalize(s->stmts[i].stmt);
 		free(s->stmts[i].sql);
@@ -389,8 +394,109 @@ store_commit(struct store *s)
 void
 store_rollback(struct store *s)
 {
+	/* A cache may have seen rows the rollback takes away. */
+	s->generation++;
 	if (sqlite3_get_autocommit(s->db) == 0)
 		exec_tx(s, "ROLLBACK");
+}
+
+void
+store_db_warn(struct store *s, const char *what)
+{
+	log_warnx("store: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+int
+store_step_done(struct store *s, sqlite3_stmt *st, const char *what)
+{
+	int	rc = sqlite3_step(st), ret = 0;
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		store_db_warn(s, what);
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	return ret;
+}
+
+int
+store_step_int(struct store *s, sqlite3_stmt *st, int64_t *out, const char *what)
+{
+	int	rc = sqlite3_step(st), ret;
+
+	if (rc == SQLITE_ROW) {
+		if (out != NULL)
+			*out = sqlite3_column_int64(st, 0);
+		ret = 1;
+	} else if (rc == SQLITE_DONE)
+		ret = 0;
+	else {
+		store_db_warn(s, what);
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	return ret;
+}
+
+char *
+store_column_dup(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	return t != NULL ? xstrdup((const char *)t) : NULL;
+}
+
+void
+store_bind_text(sqlite3_stmt *st, int idx, const char *text)
+{
+	if (text != NULL)
+		sqlite3_bind_text(st, idx, text, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, idx);
+}
+
+void
+store_bind_id(sqlite3_stmt *st, int idx, int64_t id)
+{
+	if (id > 0)
+		sqlite3_bind_int64(st, idx, id);
+	else
+		sqlite3_bind_null(st, idx);
+}
+
+uint64_t
+store_generation(struct store *s)
+{
+	return s->generation;
+}
+
+void
+store_changed(struct store *s)
+{
+	s->generation++;
+}
+
+int
+store_data_version(struct store *s, int64_t *version)
+{
+	sqlite3_stmt	*st = store_stmt(s, "PRAGMA data_version");
+
+	return store_step_int(s, st, version, "data version") == 1 ? 0 : -1;
+}
+
+void *
+store_cache(struct store *s)
+{
+	return s->cache;
+}
+
+void
+store_set_cache(struct store *s, void *cache, void (*free_cache)(void *))
+{
+	if (s->cache != NULL && s->free_cache != NULL && s->cache != cache)
+		s->free_cache(s->cache);
+	s->cache = cache;
+	s->free_cache = free_cache;
 }
 
 int

@@ -43,4 +43,38 @@ int		 store_schema_version(void);
 struct sqlite3	*store_db(struct store *);
 struct sqlite3_stmt *store_stmt(struct store *, const char *sql);
 
+/*
+ * Statement helpers shared by cases.c and schedule.c.  The step helpers
+ * reset the statement (so it holds no read snapshot afterwards) and log a
+ * database error as "store: what: message".
+ *
+ * store_step_done steps a statement that returns no rows: 0, or -1.
+ * store_step_int steps a query: 1 when there is a row (its first column in
+ * *out unless out is NULL), 0 when none, -1 on error.
+ */
+int		 store_step_done(struct store *, struct sqlite3_stmt *, const char *what);
+int		 store_step_int(struct store *, struct sqlite3_stmt *, int64_t *out,
+		    const char *what);
+void		 store_db_warn(struct store *, const char *what);
+/* A text column copied (sqlite's pointer dies with the next step); NULL stays NULL. */
+char		*store_column_dup(struct sqlite3_stmt *, int col);
+/* Binds a copy of text, or NULL for NULL. */
+void		 store_bind_text(struct sqlite3_stmt *, int idx, const char *text);
+/* Binds a row id, or NULL for one <= 0 (no case). */
+void		 store_bind_id(struct sqlite3_stmt *, int idx, int64_t id);
+
+/*
+ * For a cache of table contents kept beside the handle (cases.c's candidate
+ * index).  store_generation() changes with every store_changed() and every
+ * rollback on this handle; store_data_version() (PRAGMA data_version)
+ * changes when another connection (ipcase) committed.  store_data_version
+ * returns 0, or -1 on error.  A cache set with store_set_cache() is freed
+ * with free_cache by store_close() or the next store_set_cache().
+ */
+uint64_t	 store_generation(struct store *);
+void		 store_changed(struct store *);
+int		 store_data_version(struct store *, int64_t *version);
+void		*store_cache(struct store *);
+void		 store_set_cache(struct store *, void *cache, void (*free_cache)(void *));
+
 #endif

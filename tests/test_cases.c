@@ -881,6 +881,333 @@ test_is_candidate(void **state)
 	message_free(m);
 }
 
+/* The second complaint of s01's owner: a newer case for the same address. */
+static int64_t
+open_second_of_owner(void)
+{
+	struct ingest_report r;
+	struct mail	 a = { .msgid = "notice-2b@amazon.com", .from = "notice-dispute@amazon.com",
+	    .to = "ops@shop.example", .subject = "Notice: Policy Warning",
+	    .text = "Complaint ID: 13355190462\nASIN: B0DDDDDDDD\n",
+	    .date = utc(2024, 9, 12, 8, 0, 0) };
+	struct notice	 n = { KIND_IP_NOTICE, "13355190462", "us", "trademark",
+	    "Halvorsen Tool Co.", "legal@halvorsentools.example.com", "B0DDDDDDDD", 90,
+	    true, false, NULL };
+
+	assert_int_equal(ingest(&inbox, &a, &n, &r), R_OK);
+	assert_true(r.opened);
+	return r.case_id;
+}
+
+static void
+test_owner_with_two_cases(void **state)
+{
+	struct ingest_report r;
+	/* The seller writes about the first complaint after the second arrived. */
+	struct mail	 sent = s15;
+	struct mail	 about2 = { .msgid = "HT7-about2@halvorsentools.example.com",
+	    .from = "brandprotection@halvorsentools.example.com", .to = "ops@shop.example",
+	    .subject = "Complaint 13355190462", .text = "About the second one.",
+	    .date = utc(2024, 9, 13, 9, 0, 0) };
+	struct mail	 asin1 = { .msgid = "HT7-asin1@halvorsentools.example.com",
+	    .from = "legal@halvorsentools.example.com", .to = "ops@shop.example",
+	    .subject = "Your listing", .text = "The listing B0CR3P2KXD is fine now.",
+	    .date = utc(2024, 9, 13, 10, 0, 0) };
+	struct mail	 bare = { .msgid = "HT7-bare@halvorsentools.example.com",
+	    .from = "legal@halvorsentools.example.com", .to = "ops@shop.example",
+	    .subject = "Hello", .text = "Any news?", .date = utc(2024, 9, 13, 11, 0, 0) };
+	/* In the first case's thread, although it names the second complaint. */
+	struct mail	 threaded = { .msgid = "HT7-threaded@halvorsentools.example.com",
+	    .from = "legal@halvorsentools.example.com", .to = "ops@shop.example",
+	    .subject = "RE: complaint 13355190462 too", .text = "See below.",
+	    .in_reply_to = "3e7f1a90@shop.example", .date = utc(2024, 9, 13, 12, 0, 0) };
+	int64_t		 one, two;
+
+	(void)state;
+	one = open_s01();
+	two = open_second_of_owner();
+	sent.date = utc(2024, 9, 12, 15, 5, 39);
+	assert_int_equal(ingest(&sentbox, &sent, NULL, &r), R_OK);
+	assert_int_equal(r.case_id, one);
+	assert_string_equal(task_status(one, "contact_owner"), "done");
+	assert_int_equal(q_int("SELECT done_at FROM tasks WHERE case_id = %lld AND"
+	    " task = 'contact_owner'", (long long)one), sent.date);
+	assert_string_equal(task_status(two, "contact_owner"), "open");
+	assert_string_equal(task_status(two, "follow_up"), "(none)");
+	/* A colleague names the second complaint: the second case. */
+	assert_int_equal(ingest(&inbox, &about2, NULL, &r), R_OK);
+	assert_int_equal(r.case_id, two);
+	/* An ASIN of the first complaint decides too. */
+	assert_int_equal(ingest(&inbox, &asin1, NULL, &r), R_OK);
+	assert_int_equal(r.case_id, one);
+	/* Nothing cited: the address alone, the most recently updated case. */
+	assert_int_equal(ingest(&inbox, &bare, NULL, &r), R_OK);
+	assert_int_equal(r.case_id, two);
+	/* The thread decides before any complaint id. */
+	assert_int_equal(ingest(&inbox, &threaded, NULL, &r), R_OK);
+	assert_int_equal(r.case_id, one);
+	assert_int_equal(q_int("SELECT count(*) FROM messages WHERE case_id = %lld",
+	    (long long)two), 3);
+}
+
+/* A message whose raw bytes are raw (a bounce with its MIME parts) and whose text is text. */
+static enum result
+ingest_raw(const struct mail *a, const char *raw, struct ingest_report *r)
+{
+	static const struct notice other = { .kind = KIND_OTHER };
+	struct message	*m = mk_msg(a);
+	struct verdict	*v = mk_verdict(&other);
+	enum result	 ret;
+
+	free(m->raw);
+	m->raw = xstrdup(raw);
+	m->raw_len = strlen(raw);
+	ret = cases_ingest(st, &conf, &inbox, m, v, now, r);
+	message_free(m);
+	free_verdict(v);
+	return ret;
+}
+
+static void
+test_bounce_by_returned_headers(void **state)
+{
+	struct ingest_report r;
+	struct mail	 sent = s15;
+	struct mail	 bounce = { .msgid = "dsn-1@smtp.shop.example",
+	    .from = "MAILER-DAEMON@smtp.shop.example", .to = "ops@shop.example",
+	    .subject = "Undelivered Mail Returned to Sender",
+	    .text = "<legal@halvorsentools.example.com>: 552 Mailbox full\n",
+	    .content_type = "multipart/report", .date = utc(2024, 9, 12, 16, 0, 0) };
+	static const char dsn[] =
+	    "From: MAILER-DAEMON@smtp.shop.example\r\n"
+	    "Message-Id: <dsn-1@smtp.shop.example>\r\n"
+	    "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n"
+	    "\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+	    "<legal@halvorsentools.example.com>: 552 Mailbox full\r\n"
+	    "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+	    "Final-Recipient: rfc822; legal@halvorsentools.example.com\r\n"
+	    "--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+	    "From: ops@shop.example\r\nTo: legal@halvorsentools.example.com\r\n"
+	    "Message-ID: <3e7f1a90@shop.example>\r\nSubject: Invoices\r\n"
+	    "--b--\r\n";
+	/* The returned mail itself was never stored; its References were. */
+	static const char dsn_refs[] =
+	    "From: MAILER-DAEMON@smtp.shop.example\r\n"
+	    "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n"
+	    "\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+	    "Message-ID: <never-stored@shop.example>\r\n"
+	    "References: <3e7f1a90@shop.example>\r\n <unknown@halvorsentools.example.com>\r\n"
+	    "Subject: Re: Invoices\r\n--b--\r\n";
+	/* Quoted in the text, folded, and naming no stored message: the subject's complaint id. */
+	struct mail	 quoted = { .msgid = "dsn-3@smtp.shop.example",
+	    .from = "postmaster@smtp.shop.example", .to = "ops@shop.example",
+	    .subject = "Delivery failure", .content_type = "multipart/report",
+	    .text = "delivery-status\n> Message-ID: <gone@shop.example>\n"
+	    "> Subject: Re: complaint\n>  12904418236 invoices\n",
+	    .date = utc(2024, 9, 12, 18, 0, 0) };
+	/* Nothing but the owner's address: the newest case of that owner. */
+	struct mail	 bare = { .msgid = "dsn-4@smtp.shop.example",
+	    .from = "MAILER-DAEMON@smtp.shop.example", .to = "ops@shop.example",
+	    .subject = "Undelivered Mail Returned to Sender",
+	    .text = "<legal@halvorsentools.example.com>: 552 Mailbox full\n",
+	    .content_type = "multipart/report", .date = utc(2024, 9, 12, 19, 0, 0) };
+	int64_t		 one, two;
+
+	(void)state;
+	one = open_s01();
+	sent.date = utc(2024, 9, 12, 15, 5, 39);
+	assert_int_equal(ingest(&sentbox, &sent, NULL, &r), R_OK);
+	assert_int_equal(r.case_id, one);
+	/* The second case is newer: the owner's address alone would pick it. */
+	two = open_second_of_owner();
+	assert_int_equal(ingest_raw(&bounce, dsn, &r), R_OK);
+	assert_int_equal(r.case_id, one);
+	assert_string_equal(q_text("SELECT role FROM messages WHERE message_id ="
+	    " 'dsn-1@smtp.shop.example'"), "bounce");
+	bounce.msgid = "dsn-2@smtp.shop.example";
+	assert_int_equal(ingest_raw(&bounce, dsn_refs, &r), R_OK);
+	assert_int_equal(r.case_id, one);
+	assert_int_equal(ingest(&inbox, &quoted, NULL, &r), R_OK);
+	assert_int_equal(r.case_id, one);
+	assert_int_equal(ingest(&inbox, &bare, NULL, &r), R_OK);
+	assert_int_equal(r.case_id, two);
+	assert_int_equal(q_int("SELECT count(*) FROM messages WHERE role = 'bounce'"
+	    " AND case_id = %lld", (long long)one), 3);
+}
+
+static void
+test_late_sent_mail_completes_contact(void **state)
+{
+	struct ingest_report r;
+	time_t		 resolved = utc(2024, 9, 20, 8, 0, 0);
+	struct mail	 a = { .msgid = "retr-1@amazon.com", .from = "notice-dispute@amazon.com",
+	    .to = "ops@shop.example", .subject = "Retraction received",
+	    .text = "Complaint ID: 12904418236", .date = resolved };
+	struct notice	 n = { .kind = KIND_RETRACTION, .complaint_id = "12904418236",
+	    .marketplace = "us", .authentic = true };
+	struct mail	 late = s15;
+	int64_t		 id, two;
+
+	(void)state;
+	id = open_s01();
+	/* A first scan: Amazon's resolution in INBOX is read before Sent. */
+	assert_int_equal(ingest(&inbox, &a, &n, &r), R_OK);
+	assert_string_equal(q_text("SELECT status FROM cases WHERE id = %lld",
+	    (long long)id), "retracted");
+	assert_string_equal(task_status(id, "contact_owner"), "cancelled");
+	assert_int_equal(ingest(&sentbox, &s15, NULL, &r), R_OK);
+	assert_int_equal(r.case_id, id);
+	assert_string_equal(task_status(id, "contact_owner"), "done");
+	assert_int_equal(q_int("SELECT done_at FROM tasks WHERE case_id = %lld AND"
+	    " task = 'contact_owner'", (long long)id), s15.date);
+	/* Nothing else comes back to life. */
+	assert_string_equal(task_status(id, "follow_up"), "(none)");
+	assert_string_equal(task_status(id, "review"), "cancelled");
+
+	/* Mail written after the end does not make a cancelled task done. */
+	two = open_second_of_owner();
+	a.msgid = "retr-2@amazon.com";
+	a.text = "Complaint ID: 13355190462";
+	n.complaint_id = "13355190462";
+	assert_int_equal(ingest(&inbox, &a, &n, &r), R_OK);
+	assert_int_equal(r.case_id, two);
+	late.msgid = "after-end@shop.example";
+	late.subject = "Complaint 13355190462: thanks";
+	late.date = resolved + DAY;
+	assert_int_equal(ingest(&sentbox, &late, NULL, &r), R_OK);
+	assert_int_equal(r.case_id, two);
+	assert_string_equal(task_status(two, "contact_owner"), "cancelled");
+}
+
+static void
+test_report_decision_stays_outbound(void **state)
+{
+	struct ingest_report r;
+	struct mail	 conf_mail = { .msgid = "brand-2@amazon.com",
+	    .from = "brand-registry-noreply@amazon.com", .to = "ops@shop.example",
+	    .subject = "Report a Violation: submission 19904417328 received",
+	    .date = utc(2024, 9, 5, 9, 0, 0) };
+	struct notice	 confirm = { KIND_REPORT_CONFIRMATION, "19904417328", "us",
+	    "copyright", NULL, NULL, "B0DN5T8WQA", 0, true, false, NULL };
+	struct mail	 decision = { .msgid = "brand-3@amazon.com",
+	    .from = "brand-registry-noreply@amazon.com", .to = "ops@shop.example",
+	    .subject = "Report a Violation: update on submission 19904417328",
+	    .date = utc(2024, 9, 9, 9, 0, 0) };
+	struct notice	 decided = { KIND_APPEAL_DECISION, "19904417328", "us", NULL,
+	    NULL, NULL, "B0DN5T8WQA", 0, true, false, "report_action_taken" };
+	struct notice	 as_notice = { KIND_IP_NOTICE, "19904417328", "us", "copyright",
+	    NULL, NULL, "B0DN5T8WQA", 0, true, false, NULL };
+	struct notice	 unknown = { KIND_APPEAL_DECISION, "19900000001", "us", NULL,
+	    NULL, NULL, NULL, 0, true, false, "report_no_action" };
+	int64_t		 id;
+
+	(void)state;
+	assert_int_equal(ingest(&inbox, &conf_mail, &confirm, &r), R_OK);
+	id = r.case_id;
+	assert_int_equal(ingest(&inbox, &decision, &decided, &r), R_OK);
+	assert_int_equal(r.case_id, id);
+	assert_false(r.opened);
+	assert_string_equal(task_status(id, "await_decision"), "done");
+	assert_string_equal(task_status(id, "recheck_listing"), "open");
+	assert_int_equal(q_int("SELECT count(*) FROM events WHERE what LIKE"
+	    " 'Amazon took action on your report%%'"), 1);
+	/* Safeguard: a notice citing the report's id opens no case against the seller. */
+	decision.msgid = "brand-4@amazon.com";
+	assert_int_equal(ingest(&inbox, &decision, &as_notice, &r), R_OK);
+	assert_int_equal(r.case_id, id);
+	assert_false(r.opened);
+	assert_int_equal(q_int("SELECT count(*) FROM cases"), 1);
+	assert_int_equal(q_int("SELECT count(*) FROM cases WHERE direction = 'inbound'"), 0);
+	assert_int_equal(q_int("SELECT count(*) FROM messages WHERE case_id = %lld",
+	    (long long)id), 3);
+	/* An answer about a report never seen: an outbound case of its own. */
+	decision.msgid = "brand-5@amazon.com";
+	assert_int_equal(ingest(&inbox, &decision, &unknown, &r), R_OK);
+	assert_true(r.opened);
+	assert_string_equal(q_text("SELECT direction FROM cases WHERE id = %lld",
+	    (long long)r.case_id), "outbound");
+	assert_string_equal(task_status(r.case_id, "recheck_listing"), "open");
+	assert_string_equal(task_status(r.case_id, "review"), "(none)");
+}
+
+static bool
+candidate(const struct mail *a)
+{
+	struct message	*m = mk_msg(a);
+	bool		 yes = cases_is_candidate(st, m);
+
+	message_free(m);
+	return yes;
+}
+
+static void
+test_candidate_index_follows_writes(void **state)
+{
+	struct ingest_report r;
+	struct mail	 reply = { .msgid = "c2@x.test", .from = "someone@x.test",
+	    .to = "ops@shop.example", .subject = "hello",
+	    .in_reply_to = "3e7f1a90@shop.example" };
+	struct mail	 owner = { .msgid = "c3@x.test",
+	    .from = "legal@halvorsentools.example.com", .to = "ops@shop.example",
+	    .subject = "hello" };
+	struct mail	 colleague = { .msgid = "c4@x.test",
+	    .from = "Someone.Else@HalvorsenTools.example.com", .to = "ops@shop.example",
+	    .subject = "hello" };
+	struct mail	 cites = { .msgid = "c5@x.test", .from = "someone@x.test",
+	    .to = "ops@shop.example", .subject = "re complaint 13355190462" };
+	struct mail	 ours = { .msgid = "c6@x.test", .from = "ops@shop.example",
+	    .to = "ipcased@shop.example", .subject = "Re: reminder",
+	    .refs = "task.1.abc@shop.example" };
+	struct store	*other;
+	char		 err[256], path[128];
+
+	(void)state;
+	/* Built empty first, so each write below must reach it. */
+	assert_false(candidate(&owner));
+	assert_false(candidate(&reply));
+	assert_false(candidate(&cites));
+	open_s01();
+	assert_true(candidate(&owner));
+	assert_true(candidate(&colleague));
+	assert_false(candidate(&reply));
+	assert_int_equal(ingest(&sentbox, &s15, NULL, &r), R_OK);
+	assert_true(candidate(&reply));
+	assert_false(candidate(&cites));
+	open_second_of_owner();
+	assert_true(candidate(&cites));
+	/* Our own mail, written by schedule.c: a reply to it may be a command. */
+	assert_false(candidate(&ours));
+	assert_int_equal(sqlite3_exec(store_db(st), "INSERT INTO outbox(kind, case_id,"
+	    " task, threshold, message_id, created, next_attempt) VALUES ('task', 1,"
+	    " 'review', '24h', 'task.1.abc@shop.example', 0, 0)", NULL, NULL, NULL),
+	    SQLITE_OK);
+	assert_true(candidate(&ours));
+	/* A rollback takes the rows back out. */
+	store_rollback(st);
+	assert_false(candidate(&owner));
+	assert_false(candidate(&ours));
+	assert_int_equal(store_begin(st), 0);
+	open_s01();
+	open_second_of_owner();
+	assert_int_equal(ingest(&sentbox, &s15, NULL, &r), R_OK);
+	assert_int_equal(store_commit(st), 0);
+	assert_true(candidate(&owner));
+	/* Closed by this handle: the owner of case 2 still has case 1 open. */
+	assert_int_equal(cases_close(st, "2", "settled", now), 0);
+	assert_true(candidate(&owner));
+	/* Closed by ipcase, another connection: no open case of that owner is left. */
+	snprintf(path, sizeof(path), "%s/state.db", tmpdir);
+	assert_non_null(other = store_open(path, false, err, sizeof(err)));
+	assert_int_equal(cases_close(other, "1", "settled", now), 0);
+	store_close(other);
+	assert_false(candidate(&owner));
+	assert_false(candidate(&colleague));
+	/* Complaint ids and threads of ended cases still count. */
+	assert_true(candidate(&cites));
+	assert_true(candidate(&reply));
+	assert_int_equal(store_begin(st), 0);
+}
+
 static void
 test_commands(void **state)
 {
@@ -1075,6 +1402,11 @@ main(void)
 		T(test_report_confirmation_is_outbound),
 		T(test_bounce_joins_case),
 		T(test_is_candidate),
+		T(test_owner_with_two_cases),
+		T(test_bounce_by_returned_headers),
+		T(test_late_sent_mail_completes_contact),
+		T(test_report_decision_stays_outbound),
+		T(test_candidate_index_follows_writes),
 		T(test_commands),
 		T(test_export_verifies),
 		T(test_list_json),

@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "util.h"
 
 static char	tmpdir[64];
 static char	dbpath[128];
@@ -194,6 +195,111 @@ test_stmt_cache(void **state)
 	store_close(s);	/* must finalize every cached statement, or close fails (logged) */
 }
 
+static void
+test_step_helpers(void **state)
+{
+	struct store	*s;
+	sqlite3_stmt	*st;
+	int64_t		 v = -1;
+	char		 err[256] = "", *t;
+
+	(void)state;
+	s = store_open(dbpath, false, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(store_begin(s), 0);
+	/* NULL text and a missing id bind NULL; text is copied. */
+	st = store_stmt(s, "INSERT INTO events(case_id, at, what) VALUES (?1, ?2, ?3)");
+	store_bind_id(st, 1, 0);
+	sqlite3_bind_int64(st, 2, 7);
+	{
+		char	what[] = "first";
+
+		store_bind_text(st, 3, what);
+		what[0] = 'X';
+		assert_int_equal(store_step_done(s, st, "add event"), 0);
+	}
+	st = store_stmt(s, "SELECT what, case_id FROM events WHERE at = 7");
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	t = store_column_dup(st, 0);
+	assert_string_equal(t, "first");
+	free(t);
+	assert_null(store_column_dup(st, 1));
+	sqlite3_reset(st);
+	st = store_stmt(s, "INSERT INTO events(case_id, at, what) VALUES (?1, 8, 'x')");
+	store_bind_text(st, 1, NULL);
+	assert_int_equal(store_step_done(s, st, "add event"), 0);
+	/* A constraint failure is an error, logged and -1; the statement is reset. */
+	st = store_stmt(s, "INSERT INTO events(case_id, at, what) VALUES (?1, 9, 'x')");
+	store_bind_id(st, 1, 99);
+	assert_int_equal(store_step_done(s, st, "add event"), -1);
+	/* 1 with the first column, 0 for no row, NULL out only tells whether. */
+	st = store_stmt(s, "SELECT count(*) FROM events");
+	assert_int_equal(store_step_int(s, st, &v, "count"), 1);
+	assert_int_equal(v, 2);
+	st = store_stmt(s, "SELECT at FROM events WHERE at > 100");
+	v = -1;
+	assert_int_equal(store_step_int(s, st, &v, "none"), 0);
+	assert_int_equal(v, -1);
+	st = store_stmt(s, "SELECT 1 FROM events WHERE at = 8");
+	assert_int_equal(store_step_int(s, st, NULL, "exists"), 1);
+	store_rollback(s);
+	store_close(s);
+}
+
+static int	freed;
+
+static void
+count_free(void *p)
+{
+	freed++;
+	free(p);
+}
+
+static void
+test_cache_and_versions(void **state)
+{
+	struct store	*s, *other;
+	uint64_t	 g;
+	int64_t		 dv, dv2;
+	char		 err[256] = "";
+
+	(void)state;
+	s = store_open(dbpath, false, err, sizeof(err));
+	assert_non_null(s);
+	other = store_open(dbpath, false, err, sizeof(err));
+	assert_non_null(other);
+	/* Our own changes and rollbacks move the generation. */
+	g = store_generation(s);
+	store_changed(s);
+	assert_true(store_generation(s) != g);
+	g = store_generation(s);
+	assert_int_equal(store_begin(s), 0);
+	store_rollback(s);
+	assert_true(store_generation(s) != g);
+	/* Another connection's commit moves the data version, ours does not. */
+	assert_int_equal(store_data_version(s, &dv), 0);
+	assert_int_equal(store_begin(s), 0);
+	assert_int_equal(store_folder_set(s, "shop", "INBOX", 1, 2), 0);
+	assert_int_equal(store_commit(s), 0);
+	assert_int_equal(store_data_version(s, &dv2), 0);
+	assert_int_equal(dv2, dv);
+	assert_int_equal(store_begin(other), 0);
+	assert_int_equal(store_folder_set(other, "shop", "INBOX", 1, 3), 0);
+	assert_int_equal(store_commit(other), 0);
+	assert_int_equal(store_data_version(s, &dv2), 0);
+	assert_int_not_equal(dv2, dv);
+	store_close(other);
+	/* A cache is freed when replaced and when the store closes. */
+	freed = 0;
+	assert_null(store_cache(s));
+	store_set_cache(s, xmalloc(8), count_free);
+	assert_non_null(store_cache(s));
+	store_set_cache(s, xmalloc(8), count_free);
+	assert_int_equal(freed, 1);
+	store_close(s);
+	assert_int_equal(freed, 2);
+}
+
 int
 main(void)
 {
@@ -203,6 +309,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stmt_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_step_helpers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_and_versions, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
