@@ -2062,11 +2062,40 @@ ingest_correspondence(struct ingest *ix)
 
 static enum result ingest_reply_to_ours(struct ingest *, const struct our_mail *);
 
+/*
+ * An id in In-Reply-To/References shaped like ours (our domain, a case
+ * token) that is not in the outbox: a reply to a mail we never sent, i.e. a
+ * token altered by hand or forged.  Returns that id (borrowed) or NULL.
+ */
+static const char *
+forged_reply_id(const struct conf *conf, const struct message *m)
+{
+	const char	*ours = domain_of(conf->smtp.from), *d;
+	char		 token[COMMAND_TOKEN_LEN + 1];
+	size_t		 i;
+
+	if (ours == NULL)
+		return NULL;
+	for (i = 0; ; i++) {
+		const char *id = i == 0 ? m->in_reply_to :
+		    m->references != NULL ? m->references[i - 1] : NULL;
+
+		if (i > 0 && id == NULL)
+			return NULL;
+		if (id == NULL || (d = strrchr(id, '@')) == NULL)
+			continue;
+		if (strcasecmp(d + 1, ours) == 0 &&
+		    command_msgid_token(id, token, sizeof(token)))
+			return id;
+	}
+}
+
 enum result
 cases_ingest(struct store *s, const struct conf *conf, const struct msg_origin *origin,
     const struct message *m, const struct verdict *v, time_t now,
     struct ingest_report *out)
 {
+	const char	*forged;
 	struct ingest	 ix = { s, conf, origin, m, v, now, now, out };
 	struct our_mail	 om;
 	sqlite3_stmt	*st;
@@ -2116,6 +2145,17 @@ cases_ingest(struct store *s, const struct conf *conf, const struct msg_origin *
 		ret = ingest_reply_to_ours(&ix, &om);
 		our_mail_clear(&om);
 		return ret;
+	}
+	if ((forged = forged_reply_id(conf, m)) != NULL) {
+		char	*from = str_for_log(m->from_addr, TEXT_FIELD_MAX);
+		char	*id = str_for_log(forged, TEXT_FIELD_MAX);
+
+		log_warnx("cases: reply from %s answers <%s>, which ipcased never sent "
+		    "(token altered or forged): ignored", from, id);
+		free(from);
+		free(id);
+		snprintf(out->what, sizeof(out->what), "ignored: answers a mail we never sent");
+		return R_OK;
 	}
 	if ((rc = mail_about_ours(&ix, &why)) == -1)
 		return R_RETRY;
@@ -2316,6 +2356,7 @@ cand_address(const struct cand_index *ci, const char *addr)
 bool
 cases_is_candidate(struct store *s, const struct message *h)
 {
+	char		 tok[COMMAND_TOKEN_LEN + 1];
 	struct cand_index *ci;
 	char		**words = NULL;
 	size_t		 i, n = 0;
@@ -2335,6 +2376,9 @@ cases_is_candidate(struct store *s, const struct message *h)
 	for (i = 0; h->to_addrs != NULL && h->to_addrs[i] != NULL; i++)
 		if (cand_address(ci, h->to_addrs[i]))
 			return true;
+	/* Shaped like our own ids though unknown: fetched so that a forged token is logged. */
+	if (h->in_reply_to != NULL && command_msgid_token(h->in_reply_to, tok, sizeof(tok)))
+		return true;
 	/* A bounce may be of the seller's mail to a rights owner. */
 	if (addr_is_mailer_daemon(h->from_addr) && g_hash_table_size(ci->owners) > 0)
 		return true;
