@@ -19,6 +19,7 @@ done
 sizes=${BENCH_SIZES:-"1000 10000 50000"}
 dir=$(mktemp -d /tmp/ipcased-bench.XXXXXX)
 trap 'servers_stop "$dir/srv"; rm -rf "$dir"' EXIT
+chmod 711 "$dir"	# Dovecot's unprivileged processes walk through it to the mailbox
 
 # Classification: the same generated mix the IMAP runs see, from files, no
 # network.  Built from the library's objects as `make all` left them.
@@ -56,7 +57,8 @@ grow() {	# the mailbox holds $1 messages afterwards
 # ipcased --once; prints "wall_s bytes parent_rss_kib fetcher_rss_kib cases"
 run_daemon() {
 	local log=$dir/daemon.log t
-	t=$( { /usr/bin/time -f '%e' daemon/ipcased -c "$conf" --once --foreground 2>"$log"; } 2>&1 | tail -1)
+	/usr/bin/time -o "$dir/time.out" -f '%e' daemon/ipcased -c "$conf" --once --foreground 2>"$log"
+	t=$(tail -1 "$dir/time.out")
 	local bytes prss frss
 	bytes=$(sed -n 's/.*fetcher done: \([0-9]*\) bytes received.*/\1/p' "$log" | tail -1)
 	frss=$(sed -n 's/.*fetcher done: .*peak RSS \([0-9]*\) KiB, private \([0-9-]*\) KiB.*/\1(\2)/p' "$log" | tail -1)
@@ -87,7 +89,13 @@ Create Near
 Sync Pull
 SyncState *
 EOF
-	/usr/bin/time -f '%e' mbsync -q -c "$dir/mbsyncrc" bench 2>&1 >/dev/null | tail -1
+	if ! /usr/bin/time -o "$dir/time.out" -f '%e' mbsync -q -c "$dir/mbsyncrc" bench \
+	    >"$dir/mbsync.log" 2>&1; then
+		sed 's/^/    mbsync: /' "$dir/mbsync.log" | head -5 >&2
+		echo 0
+		return
+	fi
+	tail -1 "$dir/time.out"
 }
 
 printf '%-8s %-22s %9s %10s %12s %22s %8s\n' messages client wall_s msgs_per_s bytes_per_msg rss_kib x_floor
