@@ -39,6 +39,9 @@ echo
 servers_start "$dir/srv" >/dev/null || exit 1
 write_config "$dir/srv" || exit 1
 conf=$dir/srv/ipcased.conf
+# The scan is measured, not the delivery of the reminders it produces: with
+# the SMTP server stopped they stay queued after one refused connection.
+_srv_stop_smtp "$dir/srv"
 # The bench measures INBOX alone: the floor and mbsync see nothing else.
 sed -i 's/^    sent_folder = "Sent";$//' "$conf"
 home=$(doveadm -c "$DOVECOT_CONF" user -f home "$MAIL_USER")
@@ -76,11 +79,14 @@ User $MAIL_USER
 PassCmd "cat $MAIL_PASS_FILE"
 SSLType IMAPS
 CertificateFile $CA_FILE
+
 IMAPStore remote
 Account bench
+
 MaildirStore local
 Path $dir/mbsync/
 Inbox $dir/mbsync/INBOX
+
 Channel bench
 Far :remote:
 Near :local:
@@ -119,3 +125,4 @@ for n in $sizes; do
 done
 echo "rss_kib: parent/fetcher peak resident set in KiB (private, i.e. not shared-library pages, in brackets)"
 echo "idle poll: a second --once with no new mail (connect, TLS, login, EXAMINE; no search)"
+echo "first scan: process start to exit, reminders queued but not delivered (SMTP stopped)"
