@@ -69,7 +69,7 @@ daemon/ipcased: daemon/ipcased.o $(LIB)
 daemon/ipcase: daemon/ipcase.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-tests/test_%: tests/test_%.c $(LIB) $(wildcard daemon/*.h) $(FLAGS_STAMP)
+tests/test_%: tests/test_%.c tests/testutil.h $(LIB) $(wildcard daemon/*.h) $(FLAGS_STAMP)
 	$(CC) $(CFLAGS) -Idaemon $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
 deps:

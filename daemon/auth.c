@@ -2,6 +2,7 @@
 #include "auth.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,24 +54,7 @@ domain_in_list(const char *domain, char *const *list)
 static const char *
 skip_cfws(const char *p)
 {
-	int	depth;
-
-	for (;;) {
-		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-			p++;
-		if (*p != '(')
-			return p;
-		for (depth = 0; *p != '\0'; p++) {
-			if (*p == '\\' && p[1] != '\0')
-				p++;
-			else if (*p == '(')
-				depth++;
-			else if (*p == ')' && --depth == 0) {
-				p++;
-				break;
-			}
-		}
-	}
+	return str_skip_cfws(p, INT_MAX);
 }
 
 /*
@@ -112,11 +96,7 @@ skip_to_semicolon(const char *p)
 			continue;
 		}
 		if (*p == '"') {
-			for (p++; *p != '\0' && *p != '"'; p++)
-				if (*p == '\\' && p[1] != '\0')
-					p++;
-			if (*p == '"')
-				p++;
+			p = str_skip_quoted(p);
 			continue;
 		}
 		p++;

@@ -3105,45 +3105,63 @@ command_outcome(int rc, const char *why)
 	return rc == 1 ? 0 : -1;
 }
 
+/*
+ * Resolves an ipcase command's case into c and opens its transaction:
+ * tx_begin()'s 1 or 0, or -1 (printed, nothing to free).
+ */
+static int
+command_begin(struct store *s, const char *case_ref, struct case_row *c)
+{
+	int	own;
+
+	if (case_resolve_ref(s, case_ref, c) == -1)
+		return -1;
+	if ((own = tx_begin(s)) == -1) {
+		case_row_free(c);
+		return -1;
+	}
+	return own;
+}
+
+/* Ends what command_begin() began with rc, the apply_*() result: 0 or -1. */
+static int
+command_end(struct store *s, struct case_row *c, int own, int rc,
+    const char *why)
+{
+	int	ret;
+
+	ret = command_outcome(rc, why);
+	ret = tx_end(s, own, ret);
+	case_row_free(c);
+	return ret;
+}
+
 int
 cases_task_done(struct store *s, const char *case_ref, const char *task, time_t now)
 {
 	struct case_row	 c;
 	char		 why[256];
-	int		 own, ret;
+	int		 own;
 
-	if (case_resolve_ref(s, case_ref, &c) == -1)
+	if ((own = command_begin(s, case_ref, &c)) == -1)
 		return -1;
-	if ((own = tx_begin(s)) == -1) {
-		case_row_free(&c);
-		return -1;
-	}
-	ret = command_outcome(apply_done(s, &c, task, NULL, now, why, sizeof(why)), why);
-	ret = tx_end(s, own, ret);
-	case_row_free(&c);
-	return ret;
+	return command_end(s, &c, own,
+	    apply_done(s, &c, task, NULL, now, why, sizeof(why)), why);
 }
 
 int
 cases_snooze(struct store *s, const char *case_ref, long seconds, time_t now)
 {
 	struct case_row	 c;
-	int		 own, ret;
+	int		 own;
 
 	if (seconds <= 0) {
 		fprintf(stderr, "ipcase: snooze needs a positive duration (e.g. 3d)\n");
 		return -1;
 	}
-	if (case_resolve_ref(s, case_ref, &c) == -1)
+	if ((own = command_begin(s, case_ref, &c)) == -1)
 		return -1;
-	if ((own = tx_begin(s)) == -1) {
-		case_row_free(&c);
-		return -1;
-	}
-	ret = command_outcome(apply_snooze(s, &c, seconds, NULL, now), "");
-	ret = tx_end(s, own, ret);
-	case_row_free(&c);
-	return ret;
+	return command_end(s, &c, own, apply_snooze(s, &c, seconds, NULL, now), "");
 }
 
 int
@@ -3151,45 +3169,31 @@ cases_close(struct store *s, const char *case_ref, const char *reason, time_t no
 {
 	struct case_row	 c;
 	char		 why[256];
-	int		 own, ret;
+	int		 own;
 
 	if (reason == NULL || *reason == '\0') {
 		fprintf(stderr, "ipcase: close needs a reason\n");
 		return -1;
 	}
-	if (case_resolve_ref(s, case_ref, &c) == -1)
+	if ((own = command_begin(s, case_ref, &c)) == -1)
 		return -1;
-	if ((own = tx_begin(s)) == -1) {
-		case_row_free(&c);
-		return -1;
-	}
-	ret = command_outcome(apply_close(s, &c, reason, NULL, now, why,
-	    sizeof(why)), why);
-	ret = tx_end(s, own, ret);
-	case_row_free(&c);
-	return ret;
+	return command_end(s, &c, own,
+	    apply_close(s, &c, reason, NULL, now, why, sizeof(why)), why);
 }
 
 int
 cases_note(struct store *s, const char *case_ref, const char *note, time_t now)
 {
 	struct case_row	 c;
-	int		 own, ret;
+	int		 own;
 
 	if (note == NULL || *note == '\0') {
 		fprintf(stderr, "ipcase: the note is empty\n");
 		return -1;
 	}
-	if (case_resolve_ref(s, case_ref, &c) == -1)
+	if ((own = command_begin(s, case_ref, &c)) == -1)
 		return -1;
-	if ((own = tx_begin(s)) == -1) {
-		case_row_free(&c);
-		return -1;
-	}
-	ret = command_outcome(apply_note(s, &c, note, NULL, now), "");
-	ret = tx_end(s, own, ret);
-	case_row_free(&c);
-	return ret;
+	return command_end(s, &c, own, apply_note(s, &c, note, NULL, now), "");
 }
 
 /* ---- mail commands: the seller's reply to our own mail ---- */

@@ -691,20 +691,35 @@ copy:
 	return s;
 }
 
+/*
+ * Appends to b at most what fits under MESSAGE_MAX_TEXT, cut at a character
+ * boundary; once cut, *full is set and nothing more is appended.  True when
+ * this call cut the text.
+ */
+static bool
+text_append_capped(struct buf *b, bool *full, const char *s, size_t len)
+{
+	bool	cut = false;
+
+	if (*full)
+		return false;
+	if (b->len + len > MESSAGE_MAX_TEXT) {
+		len = MESSAGE_MAX_TEXT - b->len;
+		while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+			len--;
+		*full = true;
+		cut = true;
+	}
+	buf_append(b, s, len);
+	return cut;
+}
+
 /* Appends at most what fits under MESSAGE_MAX_TEXT, cut at a character boundary. */
 static void
 text_append(struct text_out *o, const char *s, size_t len, unsigned *flags)
 {
-	if (o->full)
-		return;
-	if (o->b.len + len > MESSAGE_MAX_TEXT) {
-		len = MESSAGE_MAX_TEXT - o->b.len;
-		while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
-			len--;
-		o->full = true;
+	if (text_append_capped(&o->b, &o->full, s, len))
 		*flags |= MSG_TRUNCATED;
-	}
-	buf_append(&o->b, s, len);
 }
 
 /* Appends a part's text: CRLF and lone CR become LF, parts are separated by a line break. */
@@ -1502,15 +1517,7 @@ struct html_out {
 static void
 html_put(struct html_out *o, const char *s, size_t len)
 {
-	if (o->full)
-		return;
-	if (o->b.len + len > MESSAGE_MAX_TEXT) {
-		len = MESSAGE_MAX_TEXT - o->b.len;
-		while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
-			len--;
-		o->full = true;
-	}
-	buf_append(&o->b, s, len);
+	text_append_capped(&o->b, &o->full, s, len);
 }
 
 /* Newlines at the end of the text so far. */

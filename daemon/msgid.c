@@ -17,25 +17,7 @@
 static const char *
 skip_cfws(const char *p)
 {
-	int	depth;
-
-	for (;;) {
-		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-			p++;
-		if (*p != '(')
-			return p;
-		depth = 0;
-		for (; *p != '\0'; p++) {
-			if (*p == '\\' && p[1] != '\0')
-				p++;
-			else if (*p == '(' && depth < MSGID_COMMENT_DEPTH)
-				depth++;
-			else if (*p == ')' && --depth == 0) {
-				p++;
-				break;
-			}
-		}
-	}
+	return str_skip_cfws(p, MSGID_COMMENT_DEPTH);
 }
 
 /*
@@ -151,11 +133,7 @@ msgid_parse_list(const char *raw)
 			p = *end == '>' ? end + 1 : end;
 		} else if (*p == '"') {
 			/* A quoted phrase: skip it whole. */
-			for (p++; *p != '\0' && *p != '"'; p++)
-				if (*p == '\\' && p[1] != '\0')
-					p++;
-			if (*p == '"')
-				p++;
+			p = str_skip_quoted(p);
 			continue;
 		} else {
 			end = p + strcspn(p, " \t\r\n(<\",");

@@ -341,6 +341,40 @@ str_lower(char *s)
 		*s = (char)tolower((unsigned char)*s);
 }
 
+const char *
+str_skip_cfws(const char *p, int max_depth)
+{
+	int	depth;
+
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+			p++;
+		if (*p != '(')
+			return p;
+		for (depth = 0; *p != '\0'; p++) {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			else if (*p == '(' && depth < max_depth)
+				depth++;
+			else if (*p == ')' && --depth == 0) {
+				p++;
+				break;
+			}
+		}
+	}
+}
+
+const char *
+str_skip_quoted(const char *p)
+{
+	for (p++; *p != '\0' && *p != '"'; p++)
+		if (*p == '\\' && p[1] != '\0')
+			p++;
+	if (*p == '"')
+		p++;
+	return p;
+}
+
 char *
 str_trim(char *s)
 {

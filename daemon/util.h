@@ -77,6 +77,14 @@ bool	 utf8_valid(const char *, size_t);
 char	*utf8_sanitize(const char *, size_t);
 void	 str_lower(char *);
 char	*str_trim(char *);			/* in place; returns its argument moved past spaces */
+/*
+ * Skips white space (folding included) and comments with quoted pairs, as in
+ * RFC 5322 CFWS; comments nest up to max_depth, deeper ones are skipped flat.
+ * Returns the position of the next byte (the NUL at the end at the most).
+ */
+const char *str_skip_cfws(const char *, int max_depth);
+/* Skips a quoted string with quoted pairs, from its opening '"'; returns the position after the closing one (or the NUL). */
+const char *str_skip_quoted(const char *);
 
 /*
  * Reads a secret (password, token) from a file: the first line, without its

@@ -10,34 +10,18 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/lib/tap.sh
 . tests/lib/servers.sh
+. tests/lib/e2e.sh
 
-PY=/usr/bin/python3
 SAMPLES=${E2E_SAMPLES:-tests/samples}
 MANIFEST=$SAMPLES/manifest.tsv
 SELLER=ops@shop.example
-IPCASED=daemon/ipcased
-IPCASE=daemon/ipcase
-# The relative paths of the test config must resolve to its own directory.
-unset STATE_DIRECTORY CREDENTIALS_DIRECTORY
 
-DIR=$(mktemp -d /tmp/ipcased-e2e.XXXXXX) || exit 1
-cleanup() {
-	servers_stop "$DIR"
-	if [ "$TAP_FAILED" -eq 0 ] && [ "${KEEP:-0}" != 1 ]; then
-		rm -rf "$DIR"
-	else
-		echo "# work directory kept: $DIR"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+e2e_init e2e
 
-[ -x "$IPCASED" ] && [ -x "$IPCASE" ] || tap_bail "$IPCASED and $IPCASE are built"
+e2e_require_built
 [ -r "$MANIFEST" ] || tap_bail "the samples are in $SAMPLES"
 
-servers_start "$DIR" >"$DIR/servers.log" 2>&1 ||
-    tap_bail "private Dovecot and SMTP server start" "$DIR/servers.log"
-tap_ok 0 "private Dovecot (imaps 127.0.0.1:$IMAP_PORT) and SMTP (127.0.0.1:$SMTP_PORT) started"
+e2e_servers_start
 
 # Deliver every sample into the folder the manifest names.
 n_inbox=0
@@ -58,10 +42,7 @@ mail_flags "$DIR" Sent >"$DIR/flags.sent.before" 2>>"$DIR/append.log" || rc=1
 tap_ok "$rc" "$((n_inbox + n_sent)) samples delivered ($n_inbox to INBOX, $n_sent to Sent)" "$DIR/append.log" ||
     tap_bail "the mailbox holds the samples"
 
-write_config "$DIR" >"$DIR/config.log" 2>&1 || tap_bail "test config written" "$DIR/config.log"
-CONF=$DIR/ipcased.conf
-tap_run "ipcased --check-config accepts the test config" "$IPCASED" -c "$CONF" --check-config ||
-    tap_bail "the test config is usable"
+e2e_config --check
 
 # First run: read everything, open cases, send reminders.
 timeout 120 "$IPCASED" -c "$CONF" --once --foreground >"$DIR/run1.log" 2>&1 </dev/null

@@ -20,40 +20,21 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/lib/tap.sh
 . tests/lib/servers.sh
+. tests/lib/e2e.sh
 
-PY=/usr/bin/python3
 NOTICE=tests/samples/s01_us_trademark_inauthentic_2asins.eml
 SAMPLE_COMPLAINT=12904418236
 COMPLAINT=12904477015
 SELLER=ops@shop.example
 STRANGER=someone@else.example
-IPCASED=daemon/ipcased
-IPCASE=daemon/ipcase
-# The relative paths of the test config must resolve to its own directory.
-unset STATE_DIRECTORY CREDENTIALS_DIRECTORY
 
-DIR=$(mktemp -d /tmp/ipcased-cmd.XXXXXX) || exit 1
-cleanup() {
-	servers_stop "$DIR"
-	if [ "$TAP_FAILED" -eq 0 ] && [ "${KEEP:-0}" != 1 ]; then
-		rm -rf "$DIR"
-	else
-		echo "# work directory kept: $DIR"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+e2e_init cmd
 
-[ -x "$IPCASED" ] && [ -x "$IPCASE" ] || tap_bail "$IPCASED and $IPCASE are built"
+e2e_require_built
 [ -r "$NOTICE" ] || tap_bail "the sample notice $NOTICE is there"
 
-servers_start "$DIR" >"$DIR/servers.log" 2>&1 ||
-    tap_bail "private Dovecot and SMTP server start" "$DIR/servers.log"
-tap_ok 0 "private Dovecot (imaps 127.0.0.1:$IMAP_PORT) and SMTP (127.0.0.1:$SMTP_PORT) started"
-write_config "$DIR" >"$DIR/config.log" 2>&1 || tap_bail "test config written" "$DIR/config.log"
-CONF=$DIR/ipcased.conf
-tap_run "ipcased --check-config accepts the test config" "$IPCASED" -c "$CONF" --check-config ||
-    tap_bail "the test config is usable"
+e2e_servers_start
+e2e_config --check
 
 # Every message ever appended, per folder: no run may add, remove or flag one.
 N_INBOX=0

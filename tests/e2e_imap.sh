@@ -17,18 +17,15 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/lib/tap.sh
 . tests/lib/servers.sh
+. tests/lib/e2e.sh
 
-PY=/usr/bin/python3
 SAMPLES=tests/samples
-IPCASED=daemon/ipcased
-IPCASE=daemon/ipcase
 IDLE_LIMIT_MS=${IDLE_LIMIT_MS:-2000}
 CRASH_RUN_SEC=${CRASH_RUN_SEC:-15}
 N_MESSAGES=300
 N_NOTICES=30
-unset STATE_DIRECTORY CREDENTIALS_DIRECTORY
 
-DIR=$(mktemp -d /tmp/ipcased-e2ei.XXXXXX) || exit 1
+e2e_init e2ei
 DAEMON_PID=
 FAKE_PID=
 WATCH_PID=
@@ -49,20 +46,12 @@ stop_pid() {
 	return 0
 }
 
-cleanup() {
+e2e_stop_own() {
 	stop_pid "$DAEMON_PID"
 	stop_pid "$WATCH_PID"
 	stop_pid "$FAKE_PID"
 	stop_pid "$IDP_PID"
-	servers_stop "$DIR"
-	if [ "$TAP_FAILED" -eq 0 ] && [ "${KEEP:-0}" != 1 ]; then
-		rm -rf "$DIR"
-	else
-		echo "# work directory kept: $DIR"
-	fi
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 now_ms() { date +%s%3N; }
 
@@ -150,7 +139,7 @@ acct_oauth() {		# NAME
 EOF
 }
 
-[ -x "$IPCASED" ] && [ -x "$IPCASE" ] || tap_bail "$IPCASED and $IPCASE are built"
+e2e_require_built
 command -v sqlite3 >/dev/null || tap_bail "the sqlite3 CLI is installed"
 
 # ---- servers: the IdP first, since Dovecot's oauth2 passdb points at it ----

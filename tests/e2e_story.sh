@@ -15,13 +15,9 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/lib/tap.sh
 . tests/lib/servers.sh
+. tests/lib/e2e.sh
 
-PY=/usr/bin/python3
 STORY=tests/story
-IPCASED=daemon/ipcased
-IPCASE=daemon/ipcase
-# The relative paths of the test config must resolve to its own directory.
-unset STATE_DIRECTORY CREDENTIALS_DIRECTORY
 
 # The mailbox, appended in this order (the order of the Date headers).
 # file, folder, the case it belongs to (by complaint id, see below), its role there.
@@ -41,24 +37,12 @@ PLAN='01_a1_notice_us_trademark.eml	INBOX	A1	notice
 14_o_report_confirmation.eml	INBOX	O	notice
 15_o_report_decision.eml	INBOX	O	follow_up'
 
-DIR=$(mktemp -d /tmp/ipcased-story.XXXXXX) || exit 1
-cleanup() {
-	servers_stop "$DIR"
-	if [ "$TAP_FAILED" -eq 0 ] && [ "${KEEP:-0}" != 1 ]; then
-		rm -rf "$DIR"
-	else
-		echo "# work directory kept: $DIR"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+e2e_init story
 
-[ -x "$IPCASED" ] && [ -x "$IPCASE" ] || tap_bail "$IPCASED and $IPCASE are built"
+e2e_require_built
 printf '%s\n' "$PLAN" >"$DIR/plan.tsv"
 
-servers_start "$DIR" >"$DIR/servers.log" 2>&1 ||
-    tap_bail "private Dovecot and SMTP server start" "$DIR/servers.log"
-tap_ok 0 "private Dovecot (imaps 127.0.0.1:$IMAP_PORT) and SMTP (127.0.0.1:$SMTP_PORT) started"
+e2e_servers_start
 
 rc=0
 n=0
@@ -69,8 +53,7 @@ done <"$DIR/plan.tsv"
 tap_ok "$rc" "the story's $n mails appended to INBOX and Sent in date order" "$DIR/append.log" ||
     tap_bail "the mailbox holds the story"
 
-write_config "$DIR" >"$DIR/config.log" 2>&1 || tap_bail "test config written" "$DIR/config.log"
-CONF=$DIR/ipcased.conf
+e2e_config
 
 timeout 120 "$IPCASED" -c "$CONF" --once --foreground >"$DIR/run1.log" 2>&1 </dev/null
 rc=$?

@@ -25,10 +25,8 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/lib/tap.sh
 . tests/lib/servers.sh
+. tests/lib/e2e.sh
 
-PY=/usr/bin/python3
-IPCASED=daemon/ipcased
-IPCASE=daemon/ipcase
 LISTEN=tests/lib/notify_listen.py
 STOP_LIMIT=5		# seconds SIGTERM/SIGINT may take
 READY_LIMIT=2		# seconds from exec to READY=1
@@ -37,7 +35,7 @@ CPU_LIMIT=2		# percent of one CPU while idle
 unset STATE_DIRECTORY CREDENTIALS_DIRECTORY NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID \
     JOURNAL_STREAM LISTEN_FDS LISTEN_PID
 
-DIR=$(mktemp -d /tmp/ipcased-svc.XXXXXX) || exit 1
+e2e_init svc
 STARTED=()		# pids of daemons and listeners started here
 
 # Alive and not a zombie (a child that exited but was not waited for yet).
@@ -64,17 +62,7 @@ stop_started() {
 	STARTED=()
 }
 
-cleanup() {
-	stop_started
-	servers_stop "$DIR"
-	if [ "$TAP_FAILED" -eq 0 ] && [ "${KEEP:-0}" != 1 ]; then
-		rm -rf "$DIR"
-	else
-		echo "# work directory kept: $DIR"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+e2e_stop_own() { stop_started; }
 
 now() { date +%s.%N; }
 # secs A B: B - A with two decimals.
@@ -187,12 +175,10 @@ check_config() {
 	"$IPCASED" -c "$2" --check-config >"$DIR/$1.out" 2>"$DIR/$1.err" </dev/null
 }
 
-[ -x "$IPCASED" ] && [ -x "$IPCASE" ] || tap_bail "$IPCASED and $IPCASE are built"
+e2e_require_built
 
-servers_start "$DIR" >"$DIR/servers.log" 2>&1 ||
-    tap_bail "private Dovecot and SMTP server start" "$DIR/servers.log"
-write_config "$DIR" >"$DIR/config.log" 2>&1 || tap_bail "test config written" "$DIR/config.log"
-CONF=$DIR/ipcased.conf
+e2e_servers_start --no-ok
+e2e_config
 cp "$CONF" "$DIR/one-account.conf"
 mail_append "$DIR" INBOX tests/samples/s01_us_trademark_inauthentic_2asins.eml \
     tests/samples/s02_us_design_patent.eml >"$DIR/append.log" 2>&1 ||

@@ -32,6 +32,8 @@
 #include "store.h"
 #include "util.h"
 
+#include "testutil.h"
+
 #define H	3600L
 #define D	86400L
 #define PYTHON	"/usr/bin/python3"
@@ -321,18 +323,14 @@ q_int(struct fixture *f, const char *fmt, ...)
 {
 	va_list		 ap;
 	sqlite3_stmt	*st;
-	char		*q;
 	long long	 v = -999;
 
 	va_start(ap, fmt);
-	q = sqlite3_vmprintf(fmt, ap);
+	st = testutil_query(store_db(f->store), fmt, ap);
 	va_end(ap);
-	if (sqlite3_prepare_v2(store_db(f->store), q, -1, &st, NULL) != SQLITE_OK)
-		fail_msg("%s: %s", q, sqlite3_errmsg(store_db(f->store)));
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
 		v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
-	sqlite3_free(q);
 	return v;
 }
 
@@ -342,13 +340,11 @@ q_text(struct fixture *f, const char *fmt, ...)
 {
 	va_list		 ap;
 	sqlite3_stmt	*st;
-	char		*q, *v;
+	char		*v;
 
 	va_start(ap, fmt);
-	q = sqlite3_vmprintf(fmt, ap);
+	st = testutil_query(store_db(f->store), fmt, ap);
 	va_end(ap);
-	if (sqlite3_prepare_v2(store_db(f->store), q, -1, &st, NULL) != SQLITE_OK)
-		fail_msg("%s: %s", q, sqlite3_errmsg(store_db(f->store)));
 	if (sqlite3_step(st) != SQLITE_ROW)
 		v = xstrdup("(none)");
 	else if (sqlite3_column_type(st, 0) == SQLITE_NULL)
@@ -356,7 +352,6 @@ q_text(struct fixture *f, const char *fmt, ...)
 	else
 		v = xstrdup((const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
-	sqlite3_free(q);
 	return v;
 }
 
@@ -442,25 +437,13 @@ setup(void **state)
 }
 
 static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
 teardown(void **state)
 {
 	struct fixture	*f = *state;
 
-	if (f->smtp_pid > 0) {
-		kill(f->smtp_pid, SIGTERM);
-		waitpid(f->smtp_pid, NULL, 0);
-	}
+	testutil_stop_child(f->smtp_pid);
 	store_close(f->store);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	testutil_rm_tree(f->dir);
 	free(f->conf.smtp.url);
 	free(f->conf.smtp.user);
 	free(f->conf.smtp.password_file);
@@ -968,45 +951,21 @@ test_own_mail_not_correspondence(void **state)
 
 /* ---- the confirmation goes out threaded (tests/smtp_server.py) ---- */
 
-static void
-write_file(const char *path, const char *text)
-{
-	FILE	*fp;
-
-	if ((fp = fopen(path, "w")) == NULL)
-		fail_msg("%s: %s", path, strerror(errno));
-	fputs(text, fp);
-	fclose(fp);
-	chmod(path, 0600);
-}
-
 /* Starts smtp_server.py (STARTTLS, AUTH) with a fresh CA; false when python3-aiosmtpd or openssl is missing. */
 static bool
 smtp_start(struct fixture *f)
 {
-	char	*cmd, portfile[192], pass[192], *port;
-	int	 i, rc;
+	char	 portfile[192], pass[192], *port;
+	int	 i;
 
 	if (access(PYTHON, X_OK) != 0 || access(smtp_script, ACCESS_READ) != 0 ||
 	    system(PYTHON " -c 'import aiosmtpd' >/dev/null 2>&1") != 0 ||
 	    system("openssl version >/dev/null 2>&1") != 0)
 		return false;
-	cmd = xasprintf("cd %s && "
-	    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
-	    "-nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca "
-	    ">/dev/null 2>&1 && "
-	    "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-	    "-keyout srv.key -out srv.csr -subj /CN=localhost >/dev/null 2>&1 && "
-	    "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > srv.ext && "
-	    "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
-	    "-CAcreateserial -out srv.pem -days 2 -extfile srv.ext "
-	    ">/dev/null 2>&1", f->dir);
-	rc = system(cmd);
-	free(cmd);
-	assert_int_equal(rc, 0);
+	testutil_make_certs(f->dir);
 	snprintf(portfile, sizeof(portfile), "%s/port", f->dir);
 	snprintf(pass, sizeof(pass), "%s/smtp.pass", f->dir);
-	write_file(pass, "s3cret-pw\n");
+	testutil_write_file(pass, "s3cret-pw\n", 0600);
 	if ((f->smtp_pid = fork()) == -1)
 		fail_msg("fork: %s", strerror(errno));
 	if (f->smtp_pid == 0) {

@@ -736,51 +736,54 @@ test_fake_permflags_crashes_libetpan(void **state)
 	acct_clear(&a);
 }
 
-static void
-test_fake_no_starttls(void **state)
+/*
+ * A STARTTLS account against a plain fake in mode: the connection must fail
+ * (R_FATAL).  Returns what the fake logged (malloc'd); the fake is stopped.
+ */
+static char *
+fake_starttls_refused(const char *mode)
 {
 	struct conf_account	 a;
 	struct imap_session	*s;
 	struct fake		 fk;
 	char			*lines;
 
-	(void)state;
-	fake_start(&fk, "nostarttls", "none", NULL);
+	fake_start(&fk, mode, "none", NULL);
 	acct_init(&a, "127.0.0.1", fk.port, TLS_STARTTLS, user, AUTH_LOGIN, "ca.pem");
 	s = imap_new(&a, pass);
 	assert_int_equal(imap_connect(s), R_FATAL);
 	imap_free(s);
 	lines = fake_log(&fk);
+	fake_stop(&fk);
+	acct_clear(&a);
+	return lines;
+}
+
+static void
+test_fake_no_starttls(void **state)
+{
+	char	*lines;
+
+	(void)state;
+	lines = fake_starttls_refused("nostarttls");
 	assert_non_null(strstr(lines, "CAPABILITY"));
 	assert_null(strstr(lines, "LOGIN"));
 	assert_null(strstr(lines, "AUTHENTICATE"));
 	assert_null(strstr(lines, pass));
 	free(lines);
-	fake_stop(&fk);
-	acct_clear(&a);
 }
 
 static void
 test_fake_starttls_injection(void **state)
 {
-	struct conf_account	 a;
-	struct imap_session	*s;
-	struct fake		 fk;
-	char			*lines;
+	char	*lines;
 
 	(void)state;
-	fake_start(&fk, "inject", "none", NULL);
-	acct_init(&a, "127.0.0.1", fk.port, TLS_STARTTLS, user, AUTH_LOGIN, "ca.pem");
-	s = imap_new(&a, pass);
-	assert_int_equal(imap_connect(s), R_FATAL);
-	imap_free(s);
-	lines = fake_log(&fk);
+	lines = fake_starttls_refused("inject");
 	assert_non_null(strstr(lines, "STARTTLS"));
 	assert_null(strstr(lines, "LOGIN "));
 	assert_null(strstr(lines, pass));
 	free(lines);
-	fake_stop(&fk);
-	acct_clear(&a);
 }
 
 static int64_t

@@ -1262,13 +1262,36 @@ test_send_data_451_retry(void **state)
 	free(msg);
 }
 
+/*
+ * A TCP socket bound to a free port of 127.0.0.1, listening with backlog
+ * (not listening when backlog < 0); its port goes into srv, which is
+ * otherwise zeroed.  Returns the socket, for the test to close.
+ */
+static int
+loopback_socket(int backlog, struct server *srv)
+{
+	struct sockaddr_in sin;
+	socklen_t	 sl = sizeof(sin);
+	int		 fd;
+
+	assert_true((fd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	if (backlog >= 0)
+		assert_int_equal(listen(fd, backlog), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	memset(srv, 0, sizeof(*srv));
+	srv->port = ntohs(sin.sin_port);
+	return fd;
+}
+
 static void
 test_send_nothing_listening(void **state)
 {
 	struct conf	 conf;
 	struct send_result res;
-	struct sockaddr_in sin;
-	socklen_t	 sl = sizeof(sin);
 	struct server	 none;
 	const char	*rcpts[] = { "ops@shop.example", NULL };
 	char		*msg;
@@ -1277,14 +1300,7 @@ test_send_nothing_listening(void **state)
 
 	(void)state;
 	/* A bound socket that does not listen: the port is ours and refuses. */
-	assert_true((fd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
-	memset(&none, 0, sizeof(none));
-	none.port = ntohs(sin.sin_port);
+	fd = loopback_socket(-1, &none);
 	conf_for_server(&conf, &none, "smtp");
 	msg = compose_sample(&conf, "ipcased.nolisten@shop.example", &len);
 	assert_int_equal(mailer_send(&conf, rcpts, msg, len, &res), R_RETRY);
@@ -1300,8 +1316,6 @@ test_send_server_silent(void **state)
 {
 	struct conf	 conf;
 	struct send_result res;
-	struct sockaddr_in sin;
-	socklen_t	 sl = sizeof(sin);
 	struct server	 silent;
 	const char	*rcpts[] = { "ops@shop.example", NULL };
 	char		*msg;
@@ -1311,15 +1325,7 @@ test_send_server_silent(void **state)
 
 	(void)state;
 	/* It accepts connections (the backlog does) and never says a word. */
-	assert_true((fd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(listen(fd, 4), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
-	memset(&silent, 0, sizeof(silent));
-	silent.port = ntohs(sin.sin_port);
+	fd = loopback_socket(4, &silent);
 	conf_for_server(&conf, &silent, "smtp");
 	conf.smtp.timeout_sec = 2;
 	msg = compose_sample(&conf, "ipcased.silent@shop.example", &len);

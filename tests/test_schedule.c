@@ -26,6 +26,8 @@
 #include "store.h"
 #include "util.h"
 
+#include "testutil.h"
+
 #define H	3600L
 #define D	86400L
 
@@ -93,25 +95,13 @@ setup(void **state)
 }
 
 static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
 teardown(void **state)
 {
 	struct fixture	*f = *state;
 
-	if (f->smtp_pid > 0) {
-		kill(f->smtp_pid, SIGTERM);
-		waitpid(f->smtp_pid, NULL, 0);
-	}
+	testutil_stop_child(f->smtp_pid);
 	store_close(f->store);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	testutil_rm_tree(f->dir);
 	free(f->conf.smtp.url);
 	free(f->conf.smtp.user);
 	free(f->conf.smtp.password_file);
@@ -140,18 +130,14 @@ sql_int(struct fixture *f, const char *fmt, ...)
 {
 	va_list		 ap;
 	sqlite3_stmt	*st;
-	char		*q;
 	long long	 v = -1;
 
 	va_start(ap, fmt);
-	q = sqlite3_vmprintf(fmt, ap);
+	st = testutil_query(store_db(f->store), fmt, ap);
 	va_end(ap);
-	if (sqlite3_prepare_v2(store_db(f->store), q, -1, &st, NULL) != SQLITE_OK)
-		fail_msg("%s: %s", q, sqlite3_errmsg(store_db(f->store)));
 	if (sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
-	sqlite3_free(q);
 	return v;
 }
 
@@ -161,19 +147,16 @@ sql_text(struct fixture *f, const char *fmt, ...)
 {
 	va_list		 ap;
 	sqlite3_stmt	*st;
-	char		*q, *v;
+	char		*v;
 
 	va_start(ap, fmt);
-	q = sqlite3_vmprintf(fmt, ap);
+	st = testutil_query(store_db(f->store), fmt, ap);
 	va_end(ap);
-	if (sqlite3_prepare_v2(store_db(f->store), q, -1, &st, NULL) != SQLITE_OK)
-		fail_msg("%s: %s", q, sqlite3_errmsg(store_db(f->store)));
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
 		v = xstrdup((const char *)sqlite3_column_text(st, 0));
 	else
 		v = xstrdup("");
 	sqlite3_finalize(st);
-	sqlite3_free(q);
 	return v;
 }
 
@@ -720,44 +703,22 @@ static const char smtp_server_py[] =
 	"os.rename(portfile + '.tmp', portfile)\n"
 	"loop.run_forever()\n";
 
-static void
-write_file(const char *path, const char *text, mode_t mode)
-{
-	FILE	*fp;
-
-	if ((fp = fopen(path, "w")) == NULL)
-		fail_msg("%s: %s", path, strerror(errno));
-	fputs(text, fp);
-	fclose(fp);
-	chmod(path, mode);
-}
-
 /* Starts the server with a fresh CA; false (test skipped) when python3-aiosmtpd or openssl is missing. */
 static bool
 smtp_start(struct fixture *f)
 {
-	char	 *cmd, path[192], portfile[192], *port;
-	int	  i, rc;
+	char	  path[192], portfile[192], *port;
+	int	  i;
 
 	if (access("/usr/bin/python3", X_OK) != 0 || system("/usr/bin/python3 -c "
 	    "'import aiosmtpd' >/dev/null 2>&1") != 0 ||
 	    system("openssl version >/dev/null 2>&1") != 0)
 		return false;
-	cmd = xasprintf("cd %s && mkdir mail && "
-	    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
-	    "-nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca "
-	    ">/dev/null 2>&1 && "
-	    "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-	    "-keyout srv.key -out srv.csr -subj /CN=localhost >/dev/null 2>&1 && "
-	    "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > srv.ext && "
-	    "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
-	    "-CAcreateserial -out srv.pem -days 2 -extfile srv.ext "
-	    ">/dev/null 2>&1", f->dir);
-	rc = system(cmd);
-	free(cmd);
-	assert_int_equal(rc, 0);
+	snprintf(path, sizeof(path), "%s/mail", f->dir);
+	assert_int_equal(mkdir(path, 0777), 0);
+	testutil_make_certs(f->dir);
 	snprintf(path, sizeof(path), "%s/smtpd.py", f->dir);
-	write_file(path, smtp_server_py, 0600);
+	testutil_write_file(path, smtp_server_py, 0600);
 	snprintf(portfile, sizeof(portfile), "%s/port", f->dir);
 	if ((f->smtp_pid = fork()) == -1)
 		fail_msg("fork: %s", strerror(errno));
@@ -781,7 +742,7 @@ smtp_start(struct fixture *f)
 	f->conf.smtp.url = xasprintf("smtp://127.0.0.1:%d", f->smtp_port);
 	f->conf.smtp.user = xstrdup("ipcased");
 	snprintf(path, sizeof(path), "%s/smtp.pass", f->dir);
-	write_file(path, "s3cret-pw\n", 0600);
+	testutil_write_file(path, "s3cret-pw\n", 0600);
 	f->conf.smtp.password_file = xstrdup(path);
 	f->conf.smtp.ca_file = xasprintf("%s/ca.pem", f->dir);
 	return true;
@@ -889,7 +850,7 @@ test_send_real_smtp(void **state)
 
 	/* A wrong password is permanent: held, kept, retried hourly, then sent once fixed. */
 	snprintf(path, sizeof(path), "%s/smtp.pass", f->dir);
-	write_file(path, "wrong\n", 0600);
+	testutil_write_file(path, "wrong\n", 0600);
 	assert_int_equal(schedule_plan(f->store, &f->conf, due), 1);
 	assert_int_equal(schedule_send_due(f->store, &f->conf, due), 0);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox WHERE threshold ="
@@ -900,7 +861,7 @@ test_send_real_smtp(void **state)
 	assert_int_equal(schedule_send_due(f->store, &f->conf, due + 2 * H), 0);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox WHERE threshold ="
 	    " 'due' AND status = 'held' AND attempts = 2"), 1);
-	write_file(path, "s3cret-pw\n", 0600);
+	testutil_write_file(path, "s3cret-pw\n", 0600);
 	assert_int_equal(schedule_send_due(f->store, &f->conf, due + 4 * H), 1);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox WHERE threshold ="
 	    " 'due' AND status = 'sent' AND attempts = 3"), 1);
