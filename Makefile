@@ -81,6 +81,11 @@ check: deps all $(TESTS)
 demo: deps all
 	@sh tests/demo.sh
 
+# Fault injection: 100 SIGKILLs during ingestion, Dovecot restarts, SMTP down,
+# database locked, disk full, clock steps (`make check` runs a short version).
+torture: deps all
+	@bash tests/torture.sh
+
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
@@ -119,4 +124,4 @@ print-cflags:
 print-ldlibs:
 	@echo $(LDLIBS) -lcmocka
 
-.PHONY: all check demo bench fuzz deps install uninstall clean print-cflags print-ldlibs
+.PHONY: all check torture demo bench fuzz deps install uninstall clean print-cflags print-ldlibs

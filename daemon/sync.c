@@ -194,6 +194,14 @@ account_down(struct account *a, enum result why, const char *reason)
 	a->state = A_DOWN;
 }
 
+/* Something was saved: the outage, if there was one, is over. */
+static void
+account_progress(struct account *a)
+{
+	a->failures = 0;
+	a->last_error[0] = '\0';
+}
+
 static void
 account_send(struct account *a, enum frame_type type, struct buf *b)
 {
@@ -364,12 +372,15 @@ on_ready(struct account *a, struct reader *r)
 		account_down(a, R_RETRY, "malformed F_READY");
 		return;
 	}
+	/*
+	 * A login is not yet a recovery: a database that fails after it (disk
+	 * full) must keep the back-off growing and let --once give up, so the
+	 * failures are cleared by the first progress (account_progress).
+	 */
 	if (a->failures > 0)
 		log_info("%s: connected again after %d failed attempts", a->acct->name, a->failures);
 	else
 		log_info("%s: connected%s", a->acct->name, a->has_idle ? " (IDLE)" : "");
-	a->failures = 0;
-	a->last_error[0] = '\0';
 	free(a->sent);
 	a->sent = sent;
 	/* The Sent folder joins the configured ones unless it is one of them. */
@@ -477,6 +488,7 @@ commit_batch(struct account *a)
 	a->in_txn = false;
 	a->messages += a->nbatch;
 	batch_clear(a);
+	account_progress(a);
 }
 
 static void
@@ -593,6 +605,7 @@ on_sync_done(struct account *a, struct reader *r)
 		}
 	}
 	free(folder);
+	account_progress(a);
 	account_next_folder(a);
 }
 
