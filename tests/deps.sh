@@ -6,7 +6,8 @@ set -eu
 PACKAGES="build-essential pkg-config libetpan-dev libcurl4-gnutls-dev libconfig-dev
 	libsqlite3-dev libsystemd-dev libpcre2-dev libcmocka-dev libgmime-3.0-dev
 	libjson-c-dev libxml2-dev libsasl2-modules dovecot-imapd python3 python3-aiosmtpd
-	openssl sqlite3 valgrind clang curl faketime"
+	openssl sqlite3 valgrind clang libclang-rt-14-dev curl faketime strace
+	man-db groff-base systemd"
 
 missing=""
 for p in $PACKAGES; do
