@@ -197,16 +197,7 @@ mk_verdict(const struct notice *n)
 static void
 free_verdict(struct verdict *v)
 {
-	free(v->rule);
-	free(v->complaint_id);
-	strv_free(v->complaint_ids);
-	strv_free(v->asins);
-	free(v->infringement_type);
-	free(v->rights_owner_name);
-	free(v->rights_owner_email);
-	free(v->marketplace);
-	free(v->auth_reason);
-	free(v->outcome);
+	verdict_clear(v);
 	free(v);
 }
 
