@@ -8,7 +8,7 @@
 
 #include "conf.h"
 #include "log.h"
-#include "message.h"
+#include "mime.h"
 #include "rules.h"
 #include "util.h"
 

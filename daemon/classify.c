@@ -7,7 +7,7 @@
 
 #include <json-c/json.h>
 
-#include "message.h"
+#include "mime.h"
 #include "util.h"
 
 /* A JSON string, or null; text that is not UTF-8 is repaired first, so the line stays valid JSON. */

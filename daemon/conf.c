@@ -169,28 +169,6 @@ conf_error(struct conf *conf, const config_setting_t *where, const char *fmt, ..
 	va_end(ap);
 }
 
-void
-strv_free(char **v)
-{
-	char	**p;
-
-	if (v == NULL)
-		return;
-	for (p = v; *p != NULL; p++)
-		free(*p);
-	free(v);
-}
-
-size_t
-strv_len(char *const *v)
-{
-	size_t	n = 0;
-
-	while (v != NULL && v[n] != NULL)
-		n++;
-	return n;
-}
-
 static char **
 strv_copy(const char *const *src)
 {

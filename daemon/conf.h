@@ -134,7 +134,4 @@ const struct conf_deadline *conf_deadline(const struct conf *, const char *task)
 /* Resolves a path from the file relative to its directory; malloc'd. */
 char	*conf_path(const struct conf *, const char *);
 
-void	 strv_free(char **);			/* NULL-terminated string vectors */
-size_t	 strv_len(char *const *);
-
 #endif

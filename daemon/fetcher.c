@@ -20,7 +20,7 @@
 
 #include "imap.h"
 #include "log.h"
-#include "message.h"
+#include "mime.h"
 
 struct fetcher_ctx {
 	const struct conf_account *acct;

@@ -1,4 +1,4 @@
-/* message.h — one RFC 5322 message -> decoded headers + UTF-8 text (GMime: MIME, charsets, HTML). */
+/* message.h — a decoded message (decoding: mime.h), its raw header block, and its wire format between the fetcher and the daemon. */
 #ifndef IPCASED_MESSAGE_H
 #define IPCASED_MESSAGE_H
 
@@ -57,13 +57,6 @@ struct message {
 	size_t	  headers_len;
 };
 
-/*
- * Decodes raw (a whole message, or only its header block: then MSG_NO_BODY).
- * Never fails: anything unparseable yields empty fields and MSG_MALFORMED.
- * keep_raw copies raw into ->raw.  Returns a message the caller frees with
- * message_free().
- */
-struct message	*message_parse(const char *raw, size_t len, bool headers_only, bool keep_raw);
 void		 message_free(struct message *);	/* NULL is a no-op */
 
 /* The value of one header of the raw header block, unfolded and RFC 2047-decoded; malloc'd or NULL. */
@@ -73,12 +66,39 @@ char		*message_header(const struct message *, const char *name);
 void		 message_serialize(const struct message *, struct buf *);
 struct message	*message_deserialize(struct reader *);	/* NULL if the record is bad */
 
-/* HTML (UTF-8) -> plain text: block elements break lines, script/style dropped, entities decoded. malloc'd. */
-char		*html_to_text(const char *html, size_t len, size_t *out_len);
-
 /* "user@Example.COM" checks: a plausible addr-spec (no spaces, controls, one @, a dot in the domain). */
 bool		 address_valid(const char *);
 /* The domain part of an address, or NULL. Points into its argument. */
 const char	*address_domain(const char *);
+
+/* The domain part lowered in place: domains compare case-insensitively. */
+void		 address_lower_domain(char *addr);
+
+/*
+ * Reading a raw header block (for mime.c and message_header()).  One field:
+ * its name, and its value from after the colon to the end of its last line.
+ */
+struct header_field {
+	const char	*name;
+	size_t		 name_len;
+	const char	*value;
+	size_t		 value_len;
+};
+
+/* The next field of block[*pos..len); false at the empty line or the end. */
+bool		 header_field_next(const char *block, size_t len, size_t *pos, struct header_field *);
+bool		 header_field_is(const struct header_field *, const char *name);	/* case-insensitive */
+char		*header_field_unfold(const struct header_field *);	/* CR, LF removed, trimmed; malloc'd */
+
+/*
+ * Untrusted text as one clean line: invalid UTF-8 replaced, controls and
+ * line separators as spaces, runs of white space collapsed, trimmed;
+ * malloc'd.  text_one_line_g() takes a GLib string (freed) and returns
+ * NULL for NULL or empty.
+ */
+char		*text_one_line(const char *s, size_t len);
+char		*text_one_line_g(char *gs);
+
+void		 message_gmime_init(void);	/* once, before GMime's header utilities */
 
 #endif

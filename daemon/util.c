@@ -550,3 +550,25 @@ proc_rss_anon_kib(void)
 	free(status);
 	return kib;
 }
+
+void
+strv_free(char **v)
+{
+	char	**p;
+
+	if (v == NULL)
+		return;
+	for (p = v; *p != NULL; p++)
+		free(*p);
+	free(v);
+}
+
+size_t
+strv_len(char *const *v)
+{
+	size_t	n = 0;
+
+	while (v != NULL && v[n] != NULL)
+		n++;
+	return n;
+}

@@ -86,6 +86,9 @@ const char *str_skip_cfws(const char *, int max_depth);
 /* Skips a quoted string with quoted pairs, from its opening '"'; returns the position after the closing one (or the NUL). */
 const char *str_skip_quoted(const char *);
 
+void	 strv_free(char **);			/* NULL-terminated string vectors */
+size_t	 strv_len(char *const *);
+
 /*
  * Reads a secret (password, token) from a file: the first line, without its
  * newline.  A relative path is looked up in $CREDENTIALS_DIRECTORY first, when

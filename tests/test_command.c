@@ -26,7 +26,7 @@
 #include "conf.h"
 #include "log.h"
 #include "mailer.h"
-#include "message.h"
+#include "mime.h"
 #include "rules.h"
 #include "schedule.h"
 #include "store.h"

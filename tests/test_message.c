@@ -17,7 +17,7 @@
 #include <libxml/parser.h>
 
 #include "conf.h"
-#include "message.h"
+#include "mime.h"
 #include "msgid.h"
 #include "util.h"
 

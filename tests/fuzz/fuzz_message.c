@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "message.h"
+#include "mime.h"
 #include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "conf.h"
-#include "message.h"
+#include "mime.h"
 #include "rules.h"
 #include "util.h"
 
