@@ -4,6 +4,8 @@ PREFIX	?= /usr/local
 DESTDIR	?=
 SBINDIR	 = $(PREFIX)/sbin
 BINDIR	 = $(PREFIX)/bin
+# The helper programs; the daemon finds them from its own place: ../libexec/ipcased.
+LIBEXECDIR = $(PREFIX)/libexec/ipcased
 MANDIR	 = $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 UNITDIR	?= /lib/systemd/system
@@ -24,11 +26,15 @@ CFLAGS	+= -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize
 LDFLAGS	+= -fsanitize=address,undefined
 endif
 
-PROGS	 = daemon/ipcased daemon/ipcase
-MAINS	 = daemon/ipcased.o daemon/ipcase.o
+# The daemon, its helper programs (spawn.h), the command-line tool.  Each is
+# linked with what its objects use and no more (the linker's --as-needed):
+# the daemon maps no TLS, IMAP or HTTP library, a fetcher no SQLite or curl.
+HELPERS	 = daemon/ipcased-fetch daemon/ipcased-send
+PROGS	 = daemon/ipcased daemon/ipcase $(HELPERS)
+MAINS	 = $(PROGS:=.c)
 # daemon/rules_default.c is generated from conf/rules.conf (the built-in rules).
 GEN	 = daemon/rules_default.c
-SRCS	 = $(sort $(filter-out daemon/ipcased.c daemon/ipcase.c, $(wildcard daemon/*.c)) $(GEN))
+SRCS	 = $(sort $(filter-out $(MAINS), $(wildcard daemon/*.c)) $(GEN))
 OBJS	 = $(SRCS:.c=.o)
 LIB	 = daemon/libipcased.a
 
@@ -63,11 +69,8 @@ daemon/rules_default.c: conf/rules.conf Makefile
 	  echo 'const size_t rules_default_len = sizeof(rules_default_text) - 1;'; } >$@.tmp
 	mv $@.tmp $@
 
-daemon/ipcased: daemon/ipcased.o $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-
-daemon/ipcase: daemon/ipcase.o $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(PROGS): %: %.o $(LIB)
+	$(CC) $(LDFLAGS) -Wl,--as-needed -o $@ $^ $(LDLIBS)
 
 tests/test_%: tests/test_%.c tests/testutil.h $(LIB) $(wildcard daemon/*.h) $(FLAGS_STAMP)
 	$(CC) $(CFLAGS) -Idaemon $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
@@ -98,6 +101,8 @@ install: all
 		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 daemon/ipcased $(DESTDIR)$(SBINDIR)/ipcased
 	install -m 0755 daemon/ipcase $(DESTDIR)$(BINDIR)/ipcase
+	install -d $(DESTDIR)$(LIBEXECDIR)
+	install -m 0755 $(HELPERS) $(DESTDIR)$(LIBEXECDIR)/
 	test -e $(DESTDIR)$(SYSCONFDIR)/ipcased/ipcased.conf || \
 		install -m 0640 conf/ipcased.conf $(DESTDIR)$(SYSCONFDIR)/ipcased/ipcased.conf
 	test -e $(DESTDIR)$(SYSCONFDIR)/ipcased/rules.conf || \
@@ -112,6 +117,8 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/ipcased $(DESTDIR)$(BINDIR)/ipcase $(DESTDIR)$(UNITDIR)/ipcased.service \
 		$(DESTDIR)$(SYSUSERSDIR)/ipcased.conf
+	rm -f $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(notdir $(HELPERS)))
+	-rmdir $(DESTDIR)$(LIBEXECDIR) 2>/dev/null
 	for m in doc/*.[158]; do [ -e "$$m" ] || continue; \
 		s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
 

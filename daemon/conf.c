@@ -1557,8 +1557,8 @@ conf_builtin(void)
 	return conf;
 }
 
-static void
-account_clear(struct conf_account *a)
+void
+conf_account_clear(struct conf_account *a)
 {
 	free(a->name);
 	free(a->host);
@@ -1584,7 +1584,7 @@ conf_free(struct conf *conf)
 	if (conf == NULL)
 		return;
 	for (i = 0; i < conf->naccounts; i++)
-		account_clear(&conf->accounts[i]);
+		conf_account_clear(&conf->accounts[i]);
 	free(conf->accounts);
 	free(conf->smtp.url);
 	free(conf->smtp.user);

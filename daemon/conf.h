@@ -129,6 +129,8 @@ int	 conf_get_bool(struct conf *, const config_setting_t *group, const char *key
 /* A string or a list of strings; *out is NULL-terminated. */
 int	 conf_get_strings(struct conf *, const config_setting_t *group, const char *key, bool required, char ***out);
 
+/* Frees the strings of one account (not the struct itself). */
+void	 conf_account_clear(struct conf_account *);
 /* The deadline of a task, or NULL if the file and the defaults have none. */
 const struct conf_deadline *conf_deadline(const struct conf *, const char *task);
 /* Resolves a path from the file relative to its directory; malloc'd. */

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "frame.h"
 #include "imap.h"
 #include "log.h"
 #include "mime.h"
@@ -32,173 +33,6 @@ struct fetcher_ctx {
 
 #define FETCHER_OUT_MAX	(256 * 1024)
 
-static int
-write_all(int fd, const void *p, size_t n)
-{
-	const char	*c = p;
-	ssize_t		 w;
-
-	while (n > 0) {
-		if ((w = write(fd, c, n)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int
-read_all(int fd, void *p, size_t n)
-{
-	char	*c = p;
-	ssize_t	 r;
-
-	while (n > 0) {
-		if ((r = read(fd, c, n)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0)
-			return -1;
-		c += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-/* Appends one frame to out; -1 when it is larger than FRAME_MAX. */
-static int
-frame_append(struct buf *out, enum frame_type type, const struct buf *fields)
-{
-	size_t	n = fields != NULL ? fields->len : 0;
-
-	if (n + 4 > FRAME_MAX) {
-		log_warnx("frame of %zu bytes refused", n);
-		return -1;
-	}
-	buf_put_u32(out, (uint32_t)(n + 4));
-	buf_put_u32(out, (uint32_t)type);
-	if (n > 0)
-		buf_append(out, fields->data, n);
-	return 0;
-}
-
-int
-frame_send(int fd, enum frame_type type, const struct buf *fields)
-{
-	struct buf	out = { 0 };
-	int		ret;
-
-	ret = frame_append(&out, type, fields);
-	if (ret == 0)
-		ret = write_all(fd, out.data, out.len);
-	buf_free(&out);
-	return ret;
-}
-
-int
-frame_recv(int fd, enum frame_type *type, char **fields, struct reader *r)
-{
-	unsigned char	 head[8];
-	struct reader	 hr = { head, sizeof(head), false };
-	uint32_t	 len;
-	char		*body;
-
-	*fields = NULL;
-	if (read_all(fd, head, sizeof(head)) == -1)
-		return -1;
-	len = rd_u32(&hr);
-	*type = (enum frame_type)rd_u32(&hr);
-	if (len < 4 || len > FRAME_MAX) {
-		log_debug("frame length %u refused", len);
-		return -1;
-	}
-	len -= 4;
-	body = xmalloc((size_t)len + 1);
-	if (len > 0 && read_all(fd, body, len) == -1) {
-		free(body);
-		return -1;
-	}
-	*fields = body;
-	r->p = (const unsigned char *)body;
-	r->left = len;
-	r->bad = false;
-	return 0;
-}
-
-#define FRAME_READ_CHUNK	(256 * 1024)
-
-void
-frame_reader_reset(struct frame_reader *fr, int fd)
-{
-	buf_free(&fr->in);
-	fr->off = 0;
-	fr->fd = fd;
-}
-
-int
-frame_next(struct frame_reader *fr, enum frame_type *type, char **fields, struct reader *r)
-{
-	struct reader	 hr;
-	uint32_t	 len;
-	size_t		 have;
-	ssize_t		 n;
-	char		*body;
-
-	*fields = NULL;
-	for (;;) {
-		have = fr->in.len - fr->off;
-		if (have >= 8) {
-			hr.p = (const unsigned char *)fr->in.data + fr->off;
-			hr.left = 8;
-			hr.bad = false;
-			len = rd_u32(&hr);
-			*type = (enum frame_type)rd_u32(&hr);
-			if (len < 4 || len > FRAME_MAX) {
-				log_debug("frame length %u refused", len);
-				return -1;
-			}
-			if (have >= (size_t)len + 4) {
-				body = xmalloc((size_t)len - 4 + 1);
-				memcpy(body, fr->in.data + fr->off + 8, len - 4);
-				body[len - 4] = '\0';
-				fr->off += (size_t)len + 4;
-				if (fr->off == fr->in.len)
-					fr->off = fr->in.len = 0;
-				*fields = body;
-				r->p = (const unsigned char *)body;
-				r->left = len - 4;
-				r->bad = false;
-				return 1;
-			}
-		}
-		/* Keep the unread tail at the front before reading more. */
-		if (fr->off > 0) {
-			memmove(fr->in.data, fr->in.data + fr->off, have);
-			fr->in.len = have;
-			fr->off = 0;
-		}
-		buf_append(&fr->in, NULL, 0);
-		if (fr->in.cap - fr->in.len < FRAME_READ_CHUNK + 1) {
-			fr->in.data = xreallocarray(fr->in.data, fr->in.len + FRAME_READ_CHUNK + 1, 1);
-			fr->in.cap = fr->in.len + FRAME_READ_CHUNK + 1;
-		}
-		n = recv(fr->fd, fr->in.data + fr->in.len, FRAME_READ_CHUNK, MSG_DONTWAIT);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
-		if (n <= 0)
-			return -1;
-		fr->in.len += (size_t)n;
-		fr->in.data[fr->in.len] = '\0';
-	}
-}
-
 /* Reports and ends: the parent restarts us with back-off. */
 static void __attribute__((noreturn))
 fetcher_fail(struct fetcher_ctx *f, enum result why, const char *what)
@@ -212,8 +46,7 @@ fetcher_fail(struct fetcher_ctx *f, enum result why, const char *what)
 	buf_put_u32(&b, (uint32_t)why);
 	buf_put_str(&b, text);
 	free(text);
-	if (f->out.len > 0 && write_all(f->fd, f->out.data, f->out.len) == 0)
-		f->out.len = 0;
+	frame_flush(f->fd, &f->out);
 	frame_send(f->fd, F_ERROR, &b);
 	buf_free(&b);
 	imap_free(f->imap);
@@ -223,12 +56,11 @@ fetcher_fail(struct fetcher_ctx *f, enum result why, const char *what)
 static void
 flush_or_die(struct fetcher_ctx *f)
 {
-	if (f->out.len > 0 && write_all(f->fd, f->out.data, f->out.len) == -1) {
+	if (frame_flush(f->fd, &f->out) == -1) {
 		/* The parent is gone or restarting us: nothing left to do. */
 		imap_free(f->imap);
 		_exit(0);
 	}
-	f->out.len = 0;
 }
 
 /*
@@ -540,21 +372,48 @@ report_usage(const struct fetcher_ctx *f)
 	    proc_rss_anon_kib());
 }
 
-static void __attribute__((noreturn))
-fetcher_main(const struct conf_account *acct, const char *secret, int fd)
+/* The account and its secret, the first frame; exits when the parent sends anything else. */
+static char *
+recv_setup(int fd, struct conf_account *acct)
 {
-	struct fetcher_ctx	 f = { acct, NULL, fd, false, { NULL, 0, 0 } };
+	enum frame_type	 type;
+	struct reader	 r;
+	char		*fields, *secret;
+
+	if (frame_recv(fd, &type, &fields, &r) == -1)
+		_exit(0);
+	if (type != F_SETUP || !frame_get_account(&r, acct) ||
+	    (secret = rd_str(&r)) == NULL || r.bad) {
+		log_warnx("malformed F_SETUP from the parent");
+		_exit(FETCHER_EXIT_RETRY);
+	}
+	explicit_bzero(fields, (size_t)(r.p - (const unsigned char *)fields));
+	free(fields);
+	return secret;
+}
+
+void
+fetcher_run(int fd)
+{
+	struct conf_account	 acct = { 0 };
+	struct fetcher_ctx	 f = { &acct, NULL, fd, false, { NULL, 0, 0 } };
 	struct buf		 b = { 0 };
 	enum frame_type		 type;
 	struct reader		 r;
 	enum result		 res;
-	char			*fields, *sent;
+	char			*fields, *sent, *secret;
 
-	f.imap = imap_new(acct, secret);
+	signal(SIGPIPE, SIG_IGN);
+	limit_resources();
+	log_capture_warnings(1);
+	secret = recv_setup(fd, &acct);
+	f.imap = imap_new(&acct, secret);	/* copies it */
+	explicit_bzero(secret, strlen(secret));
+	free(secret);
 	if ((res = imap_connect(f.imap)) != R_OK)
 		fetcher_fail(&f, res, "connect");
 	f.has_idle = imap_has_idle(f.imap);
-	sent = acct->sent_folder != NULL ? xstrdup(acct->sent_folder) : imap_find_sent(f.imap);
+	sent = acct.sent_folder != NULL ? xstrdup(acct.sent_folder) : imap_find_sent(f.imap);
 	buf_put_str(&b, sent);
 	buf_put_u32(&b, f.has_idle);
 	free(sent);
@@ -585,43 +444,4 @@ out:
 	report_usage(&f);
 	imap_free(f.imap);
 	_exit(0);
-}
-
-pid_t
-fetcher_spawn(const struct conf *conf, const struct conf_account *acct, const char *secret, int *fd)
-{
-	sigset_t	 none;
-	pid_t		 pid;
-	int		 sv[2];
-
-	(void)conf;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
-		log_warn("%s: socketpair", acct->name);
-		return -1;
-	}
-	if ((pid = fork()) == -1) {
-		log_warn("%s: fork", acct->name);
-		close(sv[0]);
-		close(sv[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		close(sv[0]);
-		/* The parent blocks its signals for signalfd; a fetcher wants them plain. */
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGHUP, SIG_DFL);
-		signal(SIGPIPE, SIG_IGN);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() == 1)
-			_exit(0);
-		limit_resources();
-		log_capture_warnings(1);
-		fetcher_main(acct, secret, sv[1]);
-	}
-	close(sv[1]);
-	*fd = sv[0];
-	return pid;
 }

@@ -15,7 +15,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-#include <curl/curl.h>
 #include <systemd/sd-daemon.h>
 
 #include "cases.h"
@@ -401,8 +400,6 @@ main(int argc, char *argv[])
 		conf_free(d.conf);
 		return 0;
 	}
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		fatalx("curl_global_init failed");
 	if ((d.store = store_open(d.conf->state_path, false, err, sizeof(err))) == NULL) {
 		log_warnx("%s", err);
 		ret = 1;
@@ -438,6 +435,5 @@ out:
 	store_close(d.store);
 	rules_free(d.rules);
 	conf_free(d.conf);
-	curl_global_cleanup();
 	return ret;
 }

@@ -52,6 +52,18 @@ log_set_verbose(int v)
 	verbose = v;
 }
 
+enum log_target
+log_get_target(void)
+{
+	return target;
+}
+
+int
+log_get_verbose(void)
+{
+	return verbose;
+}
+
 static void vlog(int, const char *, va_list, const char *) __attribute__((format(printf, 2, 0)));
 
 static void

@@ -10,6 +10,9 @@ enum log_target {
 
 void	log_init(enum log_target, const char *progname);
 void	log_set_verbose(int);		/* >0 shows log_debug */
+/* The settings, for a helper process to log the same way. */
+enum log_target log_get_target(void);
+int	log_get_verbose(void);
 
 /*
  * A fetcher keeps its warnings instead of writing them (they are written

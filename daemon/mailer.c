@@ -9,10 +9,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include <curl/curl.h>
 #include <gmime/gmime.h>
 
 #include "log.h"
+#include "netreq.h"
 #include "util.h"
 
 /* Longest untrusted field we put into a subject or a one-line body field. */
@@ -21,7 +21,6 @@
 #define BODY_FIELD_MAX		400
 #define BODY_LINE_MAX		600
 #define SUBJECT_ASINS_MAX	3
-#define SMTP_CONNECT_TIMEOUT	15L
 #define SMTP_LINE_MAX		998	/* RFC 5322 2.1.1, without CRLF */
 
 struct task_info {
@@ -141,16 +140,6 @@ static const struct task_info tasks[] = {
 struct doc {
 	struct buf	text;
 	struct buf	html;
-};
-
-struct upload {
-	const char	*p;
-	size_t		 left;
-};
-
-struct server_line {
-	char	last[200];		/* the last reply line the server sent */
-	char	error[200];		/* the last 4xx/5xx line: QUIT's 221 must not hide it */
 };
 
 static const struct task_info *
@@ -1169,42 +1158,6 @@ envelope_valid(const char *a)
 	return at != a && at[1] != '\0';
 }
 
-static size_t
-upload_read(char *dst, size_t size, size_t nitems, void *ud)
-{
-	struct upload	*u = ud;
-	size_t		 n = size * nitems;
-
-	if (n > u->left)
-		n = u->left;
-	memcpy(dst, u->p, n);
-	u->p += n;
-	u->left -= n;
-	return n;
-}
-
-/* Keeps the server's last reply line; what we send (AUTH!) is never looked at. */
-static int
-debug_cb(CURL *c, curl_infotype type, char *data, size_t size, void *ud)
-{
-	struct server_line *sl = ud;
-	size_t		 i, n = 0;
-
-	(void)c;
-	if (type != CURLINFO_HEADER_IN)
-		return 0;
-	for (i = 0; i < size && n + 1 < sizeof(sl->last); i++) {
-		if (data[i] == '\r' || data[i] == '\n')
-			break;
-		sl->last[n++] = (unsigned char)data[i] < 0x20 ||
-		    (unsigned char)data[i] >= 0x7f ? '?' : data[i];
-	}
-	sl->last[n] = '\0';
-	if (sl->last[0] == '4' || sl->last[0] == '5')
-		memcpy(sl->error, sl->last, n + 1);
-	return 0;
-}
-
 /* smtp://host:port[/ehlo]; without a path, EHLO names the From domain. */
 static char *
 smtp_url(const struct conf *conf)
@@ -1273,60 +1226,16 @@ send_refuse(struct send_result *out, const char *why)
 	return R_SKIP;
 }
 
-static bool
-curl_code_is_permanent(CURLcode res)
-{
-	switch (res) {
-	case CURLE_LOGIN_DENIED:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_USE_SSL_FAILED:
-	case CURLE_UNSUPPORTED_PROTOCOL:
-	case CURLE_URL_MALFORMAT:
-	case CURLE_NOT_BUILT_IN:
-		return true;
-	default:
-		return false;
-	}
-}
-
-/*
- * The daemon blocks SIGTERM and SIGINT and reads them from a signalfd, so
- * while curl waits they are pending: give up the transfer (the reminder is
- * retried later) instead of making a stop wait for two SMTP timeouts.
- */
-static int
-stop_requested(void *data, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-    curl_off_t ulnow)
-{
-	sigset_t	pending;
-
-	(void)data;
-	(void)dltotal;
-	(void)dlnow;
-	(void)ultotal;
-	(void)ulnow;
-	if (sigpending(&pending) == -1)
-		return 0;
-	return sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1;
-}
-
 int
 mailer_send(const struct conf *conf, const char *const *rcpts, const char *msg,
     size_t len, struct send_result *out)
 {
-	static bool	 curl_ready;
-	struct curl_slist *list = NULL;
-	struct server_line sl = { "", "" };
-	struct upload	 up = { msg, len };
-	char		 errbuf[CURL_ERROR_SIZE] = "", err[512], *url = NULL;
-	char		*password = NULL, *ca = NULL, *from = NULL, *s, *logged;
-	const char	*why, *server;
-	CURL		*c = NULL;
-	CURLcode	 res;
-	long		 timeout, code = 0;
-	size_t		 i, n = 0;
+	struct smtp_job	 job = { 0 };
+	struct buf	 req = { 0 };
+	struct reader	 r;
+	char		 err[512], *logged, *fields;
+	const char	*why;
+	size_t		 i;
 	int		 ret;
 
 	memset(out, 0, sizeof(*out));
@@ -1349,93 +1258,41 @@ mailer_send(const struct conf *conf, const char *const *rcpts, const char *msg,
 	if ((why = message_check(msg, len)) != NULL)
 		return send_refuse(out, why);
 	if (conf->smtp.user != NULL) {
-		if (conf->smtp.password_file == NULL)
+		if (conf->smtp.password != NULL)
+			job.password = xstrdup(conf->smtp.password);
+		else if (conf->smtp.password_file == NULL)
 			return send_refuse(out, "smtp.user is set but smtp.password_file is not");
-		if (secret_read(conf->smtp.password_file, conf->dir, &password,
+		else if (secret_read(conf->smtp.password_file, conf->dir, &job.password,
 		    err, sizeof(err)) == -1)
 			return send_refuse(out, err);
+		job.user = xstrdup(conf->smtp.user);
 	}
-
-	if (!curl_ready) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			fatalx("curl_global_init failed");
-		curl_ready = true;
-	}
-	if ((c = curl_easy_init()) == NULL)
-		fatalx("curl_easy_init failed");
-	url = smtp_url(conf);
-	timeout = conf->smtp.timeout_sec > 0 ? conf->smtp.timeout_sec : 30;
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
-	if (strncasecmp(url, "smtp://", 7) == 0)
-		curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (conf->smtp.ca_file != NULL) {
-		ca = conf_file(conf, conf->smtp.ca_file);
-		curl_easy_setopt(c, CURLOPT_CAINFO, ca);
-	}
-	if (conf->smtp.user != NULL) {
-		curl_easy_setopt(c, CURLOPT_USERNAME, conf->smtp.user);
-		curl_easy_setopt(c, CURLOPT_PASSWORD, password);
-	}
-	from = xasprintf("<%s>", conf->smtp.from);
-	curl_easy_setopt(c, CURLOPT_MAIL_FROM, from);
-	for (n = 0; rcpts[n] != NULL; n++) {
-		s = xasprintf("<%s>", rcpts[n]);
-		if ((list = curl_slist_append(list, s)) == NULL)
-			fatal("curl_slist_append");
-		free(s);
-	}
-	curl_easy_setopt(c, CURLOPT_MAIL_RCPT, list);
-	curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-	curl_easy_setopt(c, CURLOPT_READFUNCTION, upload_read);
-	curl_easy_setopt(c, CURLOPT_READDATA, &up);
-	/* LF -> CRLF and dot-stuffing; only right because msg has no CR. */
-	curl_easy_setopt(c, CURLOPT_CRLF, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, SMTP_CONNECT_TIMEOUT);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout);
-	curl_easy_setopt(c, CURLOPT_SERVER_RESPONSE_TIMEOUT, timeout);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, timeout);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, stop_requested);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, debug_cb);
-	curl_easy_setopt(c, CURLOPT_DEBUGDATA, &sl);
-	curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
-
-	res = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-	out->smtp_code = code;
-	if (res == CURLE_OK) {
-		reply_set(out, "%s", sl.last[0] != '\0' ? sl.last : "250 ok");
-		log_info("smtp: sent to %zu recipient%s: %s", n, n == 1 ? "" : "s",
-		    out->reply);
-		ret = R_OK;
-		goto out;
-	}
-	server = sl.error[0] != '\0' ? sl.error : sl.last;
-	reply_set(out, "%s (curl %d)%s%s",
-	    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(res), (int)res,
-	    server[0] != '\0' ? "; server: " : "", server);
-	if (curl_code_is_permanent(res) || (code >= 500 && code <= 599)) {
-		out->permanent = true;
-		ret = R_SKIP;
-	} else
+	job.url = smtp_url(conf);
+	job.ca_file = conf->smtp.ca_file != NULL ? conf_file(conf, conf->smtp.ca_file) : NULL;
+	job.from = xstrdup(conf->smtp.from);
+	job.rcpts = xcalloc(i + 1, sizeof(*job.rcpts));
+	for (i = 0; rcpts[i] != NULL; i++)
+		job.rcpts[i] = xstrdup(rcpts[i]);
+	job.timeout_sec = conf->smtp.timeout_sec > 0 ? conf->smtp.timeout_sec : 30;
+	job.msg = xmalloc(len + 1);
+	memcpy(job.msg, msg, len);
+	job.msg[len] = '\0';
+	job.len = len;
+	smtp_job_put(&req, &job);
+	if (netreq_call(F_SMTP, &req, F_SMTP_DONE, job.timeout_sec * 2, &fields, &r,
+	    err, sizeof(err)) == -1) {
+		/* Not the server's answer: try again later. */
+		reply_set(out, "not sent: %s", err);
+		log_warnx("smtp: %s: %s (will retry)", conf->smtp.url, out->reply);
 		ret = R_RETRY;
-	log_warnx("smtp: %s: %s%s", conf->smtp.url, out->reply,
-	    ret == R_SKIP ? " (permanent: kept, needs attention)" : " (will retry)");
-out:
-	curl_slist_free_all(list);
-	curl_easy_cleanup(c);
-	if (password != NULL) {
-		explicit_bzero(password, strlen(password));
-		free(password);
+	} else if ((ret = smtp_result_get(&r, out)) == -1) {
+		reply_set(out, "not sent: a malformed answer from ipcased-send");
+		log_warnx("smtp: %s (will retry)", out->reply);
+		ret = R_RETRY;
 	}
-	free(from);
-	free(ca);
-	free(url);
+	free(fields);
+	explicit_bzero(req.data, req.len);
+	buf_free(&req);
+	smtp_job_clear(&job);
 	return ret;
 }

@@ -1,4 +1,4 @@
-/* mailer.h — compose reminder, digest and alert mail (GMime); send it with libcurl SMTP. */
+/* mailer.h — compose reminder, digest and alert mail (GMime); send it through ipcased-send (smtp.h). */
 #ifndef IPCASED_MAILER_H
 #define IPCASED_MAILER_H
 
@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "smtp.h"
 
 enum reminder_kind {
 	REMINDER_TASK,		/* a task's deadline approaches or has passed */
@@ -68,16 +69,11 @@ char	*mailer_subject(const struct reminder *);
 /* Recipients of r: the seller's addresses, plus counsel for `legal`; NULL-terminated, borrowed from conf, malloc'd vector. */
 const char **mailer_recipients(const struct conf *, const struct reminder *);
 
-struct send_result {
-	long	 smtp_code;		/* last SMTP reply code, 0 if none */
-	bool	 permanent;		/* 5xx, authentication or certificate failure: alert, keep, retry later */
-	char	 reply[256];		/* curl's error text or "250 ok", for the outbox row and the log */
-};
 
 /*
  * Sends msg to rcpts over SMTP (smtps, or smtp with STARTTLS required; AUTH;
- * CA file; timeouts).  Envelope addresses with controls, spaces or <> are
- * refused before any connection.  Returns R_OK, R_RETRY or R_SKIP (see util.h).
+ * CA file; timeouts) in a fresh ipcased-send.  Envelope addresses with
+ * controls, spaces or <> are refused before any connection.  Returns R_OK, R_RETRY or R_SKIP (see util.h).
  */
 int	mailer_send(const struct conf *, const char *const *rcpts, const char *msg, size_t len,
 	    struct send_result *out);

@@ -1,7 +1,8 @@
 /*
- * oauth.c — the refresh-token grant (RFC 6749 §6) that Gmail and Microsoft
- * 365 require for IMAP with XOAUTH2.  Runs in the parent, which may read and
- * write files; the fetcher only ever sees the short-lived access token.
+ * oauth.c — access tokens for XOAUTH2 (Gmail, Microsoft 365).  The daemon
+ * reads and rotates the refresh token here; the HTTPS exchange runs in
+ * ipcased-send (token.h); the fetcher only ever sees the short-lived access
+ * token.
  */
 #include "oauth.h"
 
@@ -11,23 +12,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <curl/curl.h>
-#include <json-c/json.h>
-
 #include "log.h"
-
-#define OAUTH_MAX_REPLY		(64 * 1024)
-
-static size_t
-collect(char *p, size_t size, size_t n, void *arg)
-{
-	struct buf	*b = arg;
-
-	if (b->len + size * n > OAUTH_MAX_REPLY)
-		return 0;	/* a token reply is small: refuse a flood */
-	buf_append(b, p, size * n);
-	return size * n;
-}
+#include "netreq.h"
+#include "token.h"
 
 char *
 oauth_rotated_path(const struct conf *conf, const struct conf_account *acct)
@@ -90,41 +77,16 @@ out:
 	return ret;
 }
 
-static char *
-form_field(CURL *c, struct buf *form, const char *name, const char *value)
-{
-	char	*esc = curl_easy_escape(c, value, 0);
-
-	if (esc == NULL)
-		fatalx("curl_easy_escape");
-	buf_printf(form, "%s%s=%s", form->len ? "&" : "", name, esc);
-	curl_free(esc);
-	return form->data;
-}
-
-static void
-wipe(char *s)
-{
-	if (s != NULL) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
-
 enum result
 oauth_refresh(const struct conf *conf, const struct conf_account *acct, char **token,
     time_t *expires, char *err, size_t errlen)
 {
-	struct buf		 form = { 0 }, reply = { 0 };
-	struct json_object	*root = NULL, *v;
-	char			*rotated = oauth_rotated_path(conf, acct), *refresh = NULL;
-	char			*given;
-	char			*client_secret = NULL, cerr[CURL_ERROR_SIZE] = "";
-	const char		*new_refresh, *error;
+	struct token_job	 job = { 0 };
+	struct token_reply	 reply = { 0 };
+	struct buf		 req = { 0 };
+	struct reader		 r;
+	char			*rotated = oauth_rotated_path(conf, acct), *given, *fields = NULL;
 	enum result		 ret = R_RETRY;
-	long			 code = 0, expires_in = 3600;
-	CURLcode		 rc;
-	CURL			*c = NULL;
 	struct stat		 st, gst;
 
 	*token = NULL;
@@ -136,92 +98,52 @@ oauth_refresh(const struct conf *conf, const struct conf_account *acct, char **t
 	if (stat(rotated, &st) == 0 && (stat(given, &gst) == -1 ||
 	    st.st_mtim.tv_sec > gst.st_mtim.tv_sec || (st.st_mtim.tv_sec == gst.st_mtim.tv_sec &&
 	    st.st_mtim.tv_nsec >= gst.st_mtim.tv_nsec))) {
-		if (secret_read(rotated, NULL, &refresh, err, errlen) == -1) {
+		if (secret_read(rotated, NULL, &job.refresh_token, err, errlen) == -1) {
 			ret = R_FATAL;
 			goto out;
 		}
-	} else if (secret_read(acct->oauth_refresh_token_file, conf->dir, &refresh, err,
-	    errlen) == -1) {
+	} else if (secret_read(acct->oauth_refresh_token_file, conf->dir, &job.refresh_token,
+	    err, errlen) == -1) {
 		ret = R_FATAL;
 		goto out;
 	}
 	if (acct->oauth_client_secret_file != NULL &&
-	    secret_read(acct->oauth_client_secret_file, conf->dir, &client_secret, err,
+	    secret_read(acct->oauth_client_secret_file, conf->dir, &job.client_secret, err,
 	    errlen) == -1) {
 		ret = R_FATAL;
 		goto out;
 	}
-	if ((c = curl_easy_init()) == NULL)
-		fatalx("curl_easy_init");
-	form_field(c, &form, "grant_type", "refresh_token");
-	form_field(c, &form, "refresh_token", refresh);
-	form_field(c, &form, "client_id", acct->oauth_client_id);
-	if (client_secret != NULL)
-		form_field(c, &form, "client_secret", client_secret);
-	if (acct->oauth_scope != NULL)
-		form_field(c, &form, "scope", acct->oauth_scope);
-	curl_easy_setopt(c, CURLOPT_URL, acct->oauth_token_url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, form.data);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)form.len);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 15L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)acct->timeout_sec);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	if ((rc = curl_easy_perform(c)) != CURLE_OK) {
-		snprintf(err, errlen, "token endpoint: %s", cerr[0] ? cerr : curl_easy_strerror(rc));
+	job.url = xstrdup(acct->oauth_token_url);
+	job.timeout_sec = acct->timeout_sec > 0 ? acct->timeout_sec : 30;
+	job.client_id = xstrdup(acct->oauth_client_id);
+	job.scope = acct->oauth_scope != NULL ? xstrdup(acct->oauth_scope) : NULL;
+	token_job_put(&req, &job);
+	if (netreq_call(F_TOKEN, &req, F_TOKEN_DONE, job.timeout_sec, &fields, &r,
+	    err, errlen) == -1)
+		goto out;
+	if (!token_reply_get(&r, &reply)) {
+		snprintf(err, errlen, "a malformed answer from ipcased-send");
 		goto out;
 	}
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-	root = reply.data != NULL ? json_tokener_parse(reply.data) : NULL;
-	if (code >= 500 || root == NULL || !json_object_is_type(root, json_type_object)) {
-		snprintf(err, errlen, "token endpoint answered HTTP %ld%s", code,
-		    root == NULL ? " without JSON" : "");
+	if ((ret = (enum result)reply.result) != R_OK) {
+		snprintf(err, errlen, "%s", reply.err);
 		goto out;
 	}
-	if (code != 200) {
-		/* invalid_grant: revoked or expired; invalid_client: the app itself. */
-		error = json_object_object_get_ex(root, "error", &v) ? json_object_get_string(v) : "";
-		snprintf(err, errlen, "token endpoint refused the grant (HTTP %ld, %.60s)", code,
-		    error);
-		for (char *p = err; *p; p++)
-			if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
-				*p = '?';
-		ret = code == 400 || code == 401 ? R_FATAL : R_RETRY;
-		goto out;
-	}
-	if (!json_object_object_get_ex(root, "access_token", &v) ||
-	    !json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0 ||
-	    strpbrk(json_object_get_string(v), "\r\n ") != NULL) {
-		snprintf(err, errlen, "token endpoint sent no usable access_token");
-		goto out;
-	}
-	*token = xstrdup(json_object_get_string(v));
-	if (json_object_object_get_ex(root, "expires_in", &v) && json_object_get_int64(v) > 0)
-		expires_in = (long)json_object_get_int64(v);
-	*expires = now_wall() + expires_in;
-	if (json_object_object_get_ex(root, "refresh_token", &v) &&
-	    json_object_is_type(v, json_type_string) &&
-	    strcmp(json_object_get_string(v), refresh) != 0) {
-		new_refresh = json_object_get_string(v);
-		if (strpbrk(new_refresh, "\r\n") == NULL && save_rotated(rotated, new_refresh) == 0)
-			log_info("%s: the provider rotated the refresh token; kept in %s",
-			    acct->name, rotated);
-	}
-	ret = R_OK;
+	*token = reply.access_token;
+	reply.access_token = NULL;
+	*expires = now_wall() + reply.expires_in;
+	if (reply.new_refresh_token != NULL && save_rotated(rotated, reply.new_refresh_token) == 0)
+		log_info("%s: the provider rotated the refresh token; kept in %s",
+		    acct->name, rotated);
 out:
-	if (c != NULL)
-		curl_easy_cleanup(c);
-	json_object_put(root);
-	if (form.data != NULL)
-		explicit_bzero(form.data, form.len);
-	buf_free(&form);
-	buf_free(&reply);
-	wipe(refresh);
-	wipe(client_secret);
+	if (fields != NULL)
+		explicit_bzero(fields, (size_t)(r.p - (const unsigned char *)fields) + r.left);
+	free(fields);
+	if (req.data != NULL)
+		explicit_bzero(req.data, req.len);
+	buf_free(&req);
+	token_job_clear(&job);
+	token_reply_clear(&reply);
 	free(rotated);
 	free(given);
 	return ret;

@@ -19,12 +19,13 @@
 #include <unistd.h>
 
 #include "cases.h"
-#include "fetcher.h"
+#include "frame.h"
 #include "imap.h"
 #include "log.h"
 #include "message.h"
 #include "oauth.h"
 #include "schedule.h"
+#include "spawn.h"
 
 #define BACKOFF_MIN_MS		1000
 #define BACKOFF_MAX_MS		(15 * 60 * 1000)
@@ -49,6 +50,8 @@ struct batch_item {
 	struct message	*full;		/* owned, NULL until fetched */
 	bool		 asked;		/* body requested */
 	bool		 ingested;
+	bool		 screened;	/* the rules' pre-screen has looked at it */
+	bool		 rules_want;	/* ... and wants its body */
 };
 
 struct account {
@@ -264,6 +267,28 @@ account_token(struct account *a)
 	return 0;
 }
 
+/*
+ * Starts the account's fetcher program and hands it the account's settings
+ * and secret (read here: the fetcher opens no credential file).
+ */
+static pid_t
+fetcher_spawn(struct account *a)
+{
+	struct buf	 b = { 0 };
+	pid_t		 pid;
+
+	if ((pid = helper_spawn("ipcased-fetch", a->acct->name, &a->fd)) == -1)
+		return -1;
+	frame_put_account(&b, a->acct);
+	buf_put_str(&b, a->secret);
+	/* A full socket buffer cannot block this: the fetcher reads it first. */
+	if (frame_send(a->fd, F_SETUP, &b) == -1)
+		log_warn("%s: sending the fetcher its settings", a->acct->name);
+	explicit_bzero(b.data, b.len);
+	buf_free(&b);
+	return pid;
+}
+
 static void
 account_start(struct account *a)
 {
@@ -283,7 +308,7 @@ account_start(struct account *a)
 			return;
 		}
 	}
-	if ((a->pid = fetcher_spawn(a->sync->conf, acct, a->secret, &a->fd)) == -1) {
+	if ((a->pid = fetcher_spawn(a)) == -1) {
 		account_down(a, R_RETRY, "cannot start a fetcher");
 		return;
 	}
@@ -439,7 +464,8 @@ on_header(struct account *a, struct reader *r)
 		account_down(a, R_RETRY, "fetcher sent more headers than a batch holds");
 		return;
 	}
-	a->batch = xreallocarray(a->batch, a->nbatch + 1, sizeof(*a->batch));
+	if (a->batch == NULL)	/* a batch is at most IMAP_FETCH_BATCH long (above) */
+		a->batch = xreallocarray(NULL, IMAP_FETCH_BATCH, sizeof(*a->batch));
 	it = &a->batch[a->nbatch++];
 	memset(it, 0, sizeof(*it));
 	it->uid = uid;
@@ -448,10 +474,18 @@ on_header(struct account *a, struct reader *r)
 }
 
 static bool
-is_candidate(struct account *a, const struct batch_item *it)
+is_candidate(struct account *a, struct batch_item *it)
 {
-	return rules_prescreen(a->sync->rules, it->headers) ||
-	    cases_is_candidate(a->sync->store, it->headers);
+	/*
+	 * A batch is asked again after each round of bodies: the rules' answer
+	 * cannot change in between, only what the cases know, so the patterns
+	 * run once per message.
+	 */
+	if (!it->screened) {
+		it->rules_want = rules_prescreen(a->sync->rules, it->headers);
+		it->screened = true;
+	}
+	return it->rules_want || cases_is_candidate(a->sync->store, it->headers);
 }
 
 /* Asks for the bodies of the candidates not asked yet; an empty F_WANT ends the batch. */

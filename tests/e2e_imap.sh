@@ -366,7 +366,7 @@ wait "$stopper"
 stopped=$?
 # The fetcher now works on alone until the frames it sends fill the socket.
 sleep 0.7
-fetcher=$(ps -o pid= --ppid "$DAEMON_PID" | tr -d ' ' | head -n 1)
+fetcher=$(pgrep -P "$DAEMON_PID" -x ipcased-fetch | head -n 1)
 fetcher_wchan=$(cat "/proc/$fetcher/wchan" 2>/dev/null || echo "?")
 committed=$(sqlite3 "$DIR/s3.db" "SELECT count(*) FROM cases" 2>/dev/null || echo "?")
 t_down=$(now_ms)

@@ -22,6 +22,8 @@ unset CMOCKA_MESSAGE_OUTPUT CMOCKA_XML_FILE
 # Sanitizer reports must end the program with a non-zero status, which is counted.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:exitcode=23}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# The daemon's helper programs (ipcased-fetch, ipcased-send) for tests that run the library from tests/.
+export IPCASED_LIBEXEC=$ROOT/daemon
 
 total_pass=0
 total_fail=0

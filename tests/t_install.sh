@@ -67,14 +67,37 @@ out="$tmp/files"
 {
 	check_file /usr/sbin/ipcased 755
 	check_file /usr/bin/ipcase 755
+	check_file /usr/libexec/ipcased/ipcased-fetch 755
+	check_file /usr/libexec/ipcased/ipcased-send 755
 	check_file /lib/systemd/system/ipcased.service 644
 	check_file /etc/ipcased/ipcased.conf 640
 } >"$out" 2>&1
 [ ! -s "$out" ]
-tap_ok $? "binaries (0755), unit (0644) and /etc/ipcased/ipcased.conf (0640) installed" "$out"
+tap_ok $? "binaries (0755), helpers in /usr/libexec/ipcased (0755), unit (0644) and /etc/ipcased/ipcased.conf (0640) installed" "$out"
 
-cmp -s daemon/ipcased "$dest/usr/sbin/ipcased" && cmp -s daemon/ipcase "$dest/usr/bin/ipcase"
+cmp -s daemon/ipcased "$dest/usr/sbin/ipcased" && cmp -s daemon/ipcase "$dest/usr/bin/ipcase" &&
+    cmp -s daemon/ipcased-fetch "$dest/usr/libexec/ipcased/ipcased-fetch" &&
+    cmp -s daemon/ipcased-send "$dest/usr/libexec/ipcased/ipcased-send"
 tap_ok $? "installed binaries are the built ones"
+
+# The installed daemon finds its installed helpers (../libexec/ipcased from
+# its own place), not the build tree's: one pass against closed ports.
+run=$tmp/run
+mkdir -p "$run"
+printf 'secret\n' >"$run/imap.pass"
+chmod 600 "$run/imap.pass"
+cp conf/rules.conf "$run/rules.conf"
+cat >"$run/ipcased.conf" <<'EOF'
+state = "state.db";
+accounts = ( { name = "shop"; host = "127.0.0.1"; port = 1; tls = "none";
+  user = "seller"; password_file = "imap.pass"; timeout = 5; } );
+smtp = { url = "smtp://127.0.0.1:1"; from = "ipcased@shop.example"; to = [ "ops@shop.example" ]; };
+@include "rules.conf"
+EOF
+env -u IPCASED_LIBEXEC "$dest/usr/sbin/ipcased" -c "$run/ipcased.conf" --once --foreground \
+    >"$run/log" 2>&1
+grep -q "shop: .*127.0.0.1" "$run/log" && ! grep -q "cannot run" "$run/log"
+tap_ok $? "the installed daemon runs its installed fetcher (a connection refused, logged)" "$run/log"
 
 cmp -s conf/ipcased.conf "$dest/etc/ipcased/ipcased.conf"
 tap_ok $? "installed config is conf/ipcased.conf"

@@ -573,7 +573,7 @@ phase_restart() {
 	deliver "$g" 0 "$(gen_count "$g")"
 	daemon_start "$D/daemon.log"
 	wait_for 30 grep -q ' UID ' "$D/daemon.log"
-	fetcher=$(pgrep -P "$DPID" | head -n 1)
+	fetcher=$(pgrep -P "$DPID" -x ipcased-fetch | head -n 1)
 	# Frozen mid-fetch while the server goes away and comes back.
 	[ -n "$fetcher" ] && kill -STOP "$fetcher"
 	down=$(dovecot_restart)

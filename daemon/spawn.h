@@ -1,0 +1,22 @@
+/* spawn.h — starting a helper program (ipcased-fetch, ipcased-send) with a socketpair to it. */
+#ifndef IPCASED_SPAWN_H
+#define IPCASED_SPAWN_H
+
+#include <sys/types.h>
+
+#define HELPER_FD	3	/* the helper's end of the socketpair */
+
+/*
+ * Forks and executes the helper program name, found in $IPCASED_LIBEXEC,
+ * beside the running program (a build tree) or in ../libexec/ipcased from
+ * it (installed), with its end of a socketpair
+ * as HELPER_FD, signals as a new process has them, killed when the daemon
+ * dies, and the daemon's logging settings in its arguments.  Returns its pid
+ * and the daemon's end in *fd, or -1 (logged with what).
+ */
+pid_t	helper_spawn(const char *name, const char *what, int *fd);
+
+/* In a helper's main(): logs as the daemon asked; returns HELPER_FD, or exits when it is not a socket. */
+int	helper_init(int argc, char *argv[]);
+
+#endif
