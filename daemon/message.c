@@ -37,37 +37,62 @@ is_wsp(char c)
  * Makes untrusted text one clean line: invalid UTF-8 replaced, controls,
  * C1 controls and line separators become spaces, runs of white space
  * collapse, both ends are trimmed.  Returns malloc'd.
+ *
+ * One pass writing straight into the result: this runs on most header
+ * values of every message.  The result is never longer than the input
+ * except for invalid bytes, each a 3-byte U+FFFD; at the first one the
+ * room grows to three bytes for every byte left, once.
  */
 char *
 text_one_line(const char *s, size_t len)
 {
-	char		*clean = utf8_sanitize(s, len);
-	struct buf	 b = { 0 };
-	const unsigned char *p;
+	const unsigned char *p = (const unsigned char *)s;
+	size_t		 i = 0, n, o = 0, cap = len + 2;
 	bool		 space = false;
+	char		*out = xmalloc(cap);
 
-	buf_append(&b, "", 0);
-	for (p = (const unsigned char *)clean; *p != '\0'; p++) {
-		size_t	skip = 0;
-
-		if (*p < 0x20 || *p == 0x7f)
-			skip = 1;
-		else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0xa0)
-			skip = 2;	/* C1 controls and no-break space */
-		else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9))
-			skip = 3;
-		if (skip > 0 || *p == ' ') {
-			space = true;
-			p += skip > 0 ? skip - 1 : 0;
+	while (i < len) {
+		if (p[i] < 0x80) {
+			if (p[i] <= ' ' || p[i] == 0x7f) {
+				space = true;	/* NUL, controls, DEL, space */
+				i++;
+				continue;
+			}
+			if (space && o > 0)
+				out[o++] = ' ';
+			space = false;
+			do	/* a run of printable ASCII, byte by byte: no call per byte */
+				out[o++] = (char)p[i++];
+			while (i < len && p[i] > ' ' && p[i] < 0x7f);
+			continue;
+		} else if ((n = utf8_char_len(s + i, len - i)) == 0) {
+			if (cap - o < 3 * (len - i) + 2) {
+				cap = o + 3 * (len - i) + 2;
+				out = xreallocarray(out, cap, 1);
+			}
+			if (space && o > 0)
+				out[o++] = ' ';
+			space = false;
+			memcpy(out + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+			continue;
+		} else if ((n == 2 && p[i] == 0xc2 && p[i + 1] <= 0xa0) ||
+		    (n == 3 && p[i] == 0xe2 && p[i + 1] == 0x80 &&
+		    (p[i + 2] == 0xa8 || p[i + 2] == 0xa9))) {
+			space = true;	/* C1 controls, no-break space, U+2028, U+2029 */
+			i += n;
 			continue;
 		}
-		if (space && b.len > 0)
-			buf_append(&b, " ", 1);
+		if (space && o > 0)
+			out[o++] = ' ';
 		space = false;
-		buf_append(&b, p, 1);
+		memcpy(out + o, p + i, n);
+		o += n;
+		i += n;
 	}
-	free(clean);
-	return buf_steal(&b);
+	out[o] = '\0';
+	return out;
 }
 
 /* text_one_line for a GLib string, which is freed; NULL when absent or empty. */
@@ -130,28 +155,30 @@ address_domain(const char *s)
 bool
 header_field_next(const char *block, size_t len, size_t *pos, struct header_field *f)
 {
-	size_t	i, eol, colon;
+	const char	*nl, *c;
+	size_t		 i, eol, colon;
 
 	while (*pos < len) {
 		i = *pos;
 		if (block[i] == '\r' || block[i] == '\n')
 			return false;	/* the empty line ends the block */
-		eol = i;
-		while (eol < len && block[eol] != '\n')
-			eol++;
 		/* A field runs on over continuation lines, which start with WSP. */
-		while (eol < len && eol + 1 < len && is_wsp(block[eol + 1])) {
-			eol++;
-			while (eol < len && block[eol] != '\n')
-				eol++;
+		for (eol = i; ; eol = (size_t)(nl - block) + 1) {
+			if ((nl = memchr(block + eol, '\n', len - eol)) == NULL) {
+				eol = len;
+				break;
+			}
+			if ((size_t)(nl - block) + 1 >= len || !is_wsp(nl[1])) {
+				eol = (size_t)(nl - block);
+				break;
+			}
 		}
 		*pos = eol < len ? eol + 1 : len;
 		if (is_wsp(block[i]))
 			continue;	/* a stray continuation: junk */
-		for (colon = i; colon < eol && block[colon] != ':'; colon++)
-			;
-		if (colon == eol)
+		if ((c = memchr(block + i, ':', eol - i)) == NULL)
 			continue;	/* no colon: junk */
+		colon = (size_t)(c - block);
 		f->name = block + i;
 		f->name_len = colon - i;
 		while (f->name_len > 0 && is_wsp(f->name[f->name_len - 1]))
@@ -169,19 +196,40 @@ header_field_is(const struct header_field *f, const char *name)
 	return f->name_len == strlen(name) && strncasecmp(f->name, name, f->name_len) == 0;
 }
 
-/* The value unfolded (CR and LF removed) and trimmed; malloc'd. */
+/* Bytes str_trim() would drop at either end once CR and LF are removed and NULs are spaces. */
+static bool
+unfold_trims(char c)
+{
+	return c == '\0' || c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+/*
+ * The value unfolded (CR and LF removed, NULs as spaces) and trimmed;
+ * malloc'd.  The ends are trimmed first, the rest copied at once, and
+ * only a value that holds CR, LF or NUL is then rewritten byte by byte.
+ */
 char *
 header_field_unfold(const struct header_field *f)
 {
-	char	*s = xmalloc(f->value_len + 1), *t;
-	size_t	 i, n = 0;
+	const char	*v = f->value, *e = f->value + f->value_len;
+	char		*s, *r, *w;
+	size_t		 n;
 
-	for (i = 0; i < f->value_len; i++)
-		if (f->value[i] != '\r' && f->value[i] != '\n')
-			s[n++] = f->value[i] == '\0' ? ' ' : f->value[i];
+	while (v < e && unfold_trims(*v))
+		v++;
+	while (e > v && unfold_trims(e[-1]))
+		e--;
+	n = (size_t)(e - v);
+	s = xmalloc(n + 1);
+	memcpy(s, v, n);
 	s[n] = '\0';
-	t = str_trim(s);
-	memmove(s, t, strlen(t) + 1);
+	if (memchr(s, '\n', n) == NULL && memchr(s, '\r', n) == NULL &&
+	    memchr(s, '\0', n) == NULL)
+		return s;
+	for (r = w = s; r < s + n; r++)
+		if (*r != '\r' && *r != '\n')
+			*w++ = *r == '\0' ? ' ' : *r;
+	*w = '\0';
 	return s;
 }
 
@@ -254,9 +302,35 @@ put_opt_bytes(struct buf *b, const char *p, size_t len)
 		buf_put_bytes(b, p, len);
 }
 
+/* The bytes of a string as buf_put_str() writes it. */
+static size_t
+str_size(const char *s)
+{
+	return 4 + (s != NULL ? strlen(s) : 0);
+}
+
+static size_t
+strv_size(char *const *v)
+{
+	size_t	n = 4;
+
+	while (v != NULL && *v != NULL)
+		n += str_size(*v++);
+	return n;
+}
+
 void
 message_serialize(const struct message *m, struct buf *b)
 {
+	/* One allocation for the record: the header block alone would double the buffer four times. */
+	buf_reserve(b, 4 * 10 + 8 + str_size(m->from_addr) + str_size(m->from_name) +
+	    str_size(m->reply_to_addr) + str_size(m->return_path) + strv_size(m->to_addrs) +
+	    str_size(m->subject) + str_size(m->message_id) + str_size(m->in_reply_to) +
+	    strv_size(m->references) + strv_size(m->auth_results) +
+	    str_size(m->auto_submitted) + str_size(m->precedence) + str_size(m->content_type) +
+	    str_size(m->dedupe_key) + (m->text != NULL ? 4 + m->text_len : 0) +
+	    (m->forwarded_text != NULL ? 4 + m->forwarded_len : 0) +
+	    (m->raw != NULL ? 4 + m->raw_len : 0) + (m->headers != NULL ? 4 + m->headers_len : 0));
 	buf_put_u32(b, MESSAGE_RECORD_MAGIC);
 	buf_put_str(b, m->from_addr);
 	buf_put_str(b, m->from_name);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <iconv.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,9 +48,23 @@ struct scan_level {
 
 /* State of one parse, shared with GMime's warning callback. */
 struct parse_state {
-	struct message	*m;
-	bool		 cut;		/* we handed GMime fewer bytes than the message has */
+	struct message		*m;
+	bool			 cut;	/* we handed GMime fewer bytes than the message has */
+	GMimeParserOptions	*opts;	/* made on first use: the fast paths need none */
 };
+
+/* One mailbox of an address list: addr-spec and display name (NULL if none), not NUL-terminated. */
+struct mailbox_span {
+	const char	*addr;
+	size_t		 addr_len;
+	const char	*name;
+	size_t		 name_len;
+};
+
+/* Off only in tests: every header field then goes to GMime, the reference the fast paths must match. */
+static bool	fast_paths = true;
+
+static GMimeParserOptions *parse_options(struct parse_state *);
 
 static bool
 is_wsp(char c)
@@ -57,50 +72,53 @@ is_wsp(char c)
 	return c == ' ' || c == '\t';
 }
 
-static void
-keep_first(char **slot, const struct header_field *f)
+/* The fields kept whole (the first occurrence), with their slot in struct top_headers. */
+#define TOP_FIELD(name, member) { name, sizeof(name) - 1, offsetof(struct top_headers, member) }
+static const struct top_field {
+	const char	*name;
+	size_t		 len;
+	size_t		 off;
+} top_fields[] = {
+	TOP_FIELD("From", from),
+	TOP_FIELD("To", to),
+	TOP_FIELD("Cc", cc),
+	TOP_FIELD("Subject", subject),
+	TOP_FIELD("Date", date),
+	TOP_FIELD("Message-ID", message_id),
+	TOP_FIELD("Reply-To", reply_to),
+	TOP_FIELD("Return-Path", return_path),
+	TOP_FIELD("In-Reply-To", in_reply_to),
+	TOP_FIELD("References", references),
+	TOP_FIELD("Auto-Submitted", auto_submitted),
+	TOP_FIELD("Precedence", precedence),
+	TOP_FIELD("Content-Type", content_type),
+};
+
+static bool
+field_named(const struct header_field *f, const char *name, size_t len)
 {
-	if (*slot == NULL)
-		*slot = header_field_unfold(f);
+	return f->name_len == len && strncasecmp(f->name, name, len) == 0;
 }
 
 static void
 top_headers_read(const char *block, size_t len, struct top_headers *h)
 {
 	struct header_field	 f;
-	size_t			 pos = 0;
+	size_t			 pos = 0, i;
+	char			**slot;
 
 	h->auth_results = xcalloc(1, sizeof(*h->auth_results));
 	while (header_field_next(block, len, &pos, &f)) {
-		if (header_field_is(&f, "From"))
-			keep_first(&h->from, &f);
-		else if (header_field_is(&f, "Reply-To"))
-			keep_first(&h->reply_to, &f);
-		else if (header_field_is(&f, "Return-Path"))
-			keep_first(&h->return_path, &f);
-		else if (header_field_is(&f, "To"))
-			keep_first(&h->to, &f);
-		else if (header_field_is(&f, "Cc"))
-			keep_first(&h->cc, &f);
-		else if (header_field_is(&f, "Subject"))
-			keep_first(&h->subject, &f);
-		else if (header_field_is(&f, "Date"))
-			keep_first(&h->date, &f);
-		else if (header_field_is(&f, "Message-ID"))
-			keep_first(&h->message_id, &f);
-		else if (header_field_is(&f, "In-Reply-To"))
-			keep_first(&h->in_reply_to, &f);
-		else if (header_field_is(&f, "References"))
-			keep_first(&h->references, &f);
-		else if (header_field_is(&f, "Auto-Submitted"))
-			keep_first(&h->auto_submitted, &f);
-		else if (header_field_is(&f, "Precedence"))
-			keep_first(&h->precedence, &f);
-		else if (header_field_is(&f, "Content-Type"))
-			keep_first(&h->content_type, &f);
-		else if (header_field_is(&f, "List-Id") || header_field_is(&f, "List-Unsubscribe"))
+		for (i = 0; i < NELEM(top_fields); i++)
+			if (field_named(&f, top_fields[i].name, top_fields[i].len))
+				break;
+		if (i < NELEM(top_fields)) {
+			slot = (char **)(void *)((char *)h + top_fields[i].off);
+			if (*slot == NULL)
+				*slot = header_field_unfold(&f);
+		} else if (field_named(&f, "List-Id", 7) || field_named(&f, "List-Unsubscribe", 16))
 			h->list = true;
-		else if (header_field_is(&f, "Authentication-Results")) {
+		else if (field_named(&f, "Authentication-Results", 22)) {
 			char	*v = header_field_unfold(&f);
 
 			h->auth_results = xreallocarray(h->auth_results, h->nauth + 2,
@@ -131,22 +149,188 @@ top_headers_clear(struct top_headers *h)
 	strv_free(h->auth_results);
 }
 
-/* A mailbox's addr-spec, cleaned, domain lowered; NULL if empty. */
+/* text_one_line(), NULL instead of "". */
 static char *
-mailbox_addr(InternetAddressMailbox *mb)
+one_line_or_null(const char *s, size_t len)
 {
-	const char	*a = internet_address_mailbox_get_addr(mb);
-	char		*s;
+	char	*t = text_one_line(s, len);
 
-	if (a == NULL)
-		return NULL;
-	s = text_one_line(a, strlen(a));
-	if (*s == '\0') {
-		free(s);
+	if (*t == '\0') {
+		free(t);
 		return NULL;
 	}
+	return t;
+}
+
+/* A mailbox's addr-spec, cleaned, domain lowered; NULL if empty. */
+static char *
+mailbox_addr(const struct mailbox_span *mb)
+{
+	char	*s;
+
+	if (mb->addr == NULL || (s = one_line_or_null(mb->addr, mb->addr_len)) == NULL)
+		return NULL;
 	address_lower_domain(s);
 	return s;
+}
+
+/* A GMime mailbox as a span for fn. */
+static bool
+mailbox_call(InternetAddressMailbox *m, bool (*fn)(const struct mailbox_span *, void *),
+    void *arg)
+{
+	struct mailbox_span	 mb;
+	const char		*name = internet_address_get_name(INTERNET_ADDRESS(m));
+
+	mb.addr = internet_address_mailbox_get_addr(m);
+	mb.addr_len = mb.addr != NULL ? strlen(mb.addr) : 0;
+	mb.name = name;
+	mb.name_len = name != NULL ? strlen(name) : 0;
+	return fn(&mb, arg);
+}
+
+/*
+ * The simple address lists, which are nearly all of them, are read without
+ * GMime: its parser, objects and their unref cost tens of thousands of
+ * instructions a list.  Simple means printable ASCII, no "=?" anywhere, and
+ * mailboxes separated by commas, each "local@domain", or "<local@domain>"
+ * after an optional display name that is either words (atoms, with dots
+ * after their first character) separated by white space or one quoted
+ * string without quoted pairs; local part and domain
+ * are dot-atoms.  Anything else (comments, groups, encoded words, quoted
+ * pairs or local parts, domain literals, obsolete syntax, empty members,
+ * 8-bit bytes) goes to GMime.  tests/test_message.c and
+ * tests/fuzz/fuzz_header_diff.c check that both agree on every field.
+ */
+static bool
+is_atext(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	switch (c) {
+	case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+	case '-': case '/': case '=': case '?': case '^': case '_': case '`': case '{':
+	case '|': case '}': case '~':
+		return true;
+	default:
+		return false;
+	}
+}
+
+static const char *
+skip_wsp(const char *p)
+{
+	while (is_wsp(*p))
+		p++;
+	return p;
+}
+
+/* The end of a dot-atom at p, or NULL. */
+static const char *
+dot_atom_end(const char *p)
+{
+	for (;;) {
+		if (!is_atext((unsigned char)*p))
+			return NULL;
+		while (is_atext((unsigned char)*p))
+			p++;
+		if (*p != '.')
+			return p;
+		p++;
+	}
+}
+
+/*
+ * The end of "local@domain" at p, or NULL.  Also NULL for a domain with
+ * "xn--" anywhere: GMime turns IDNA domains into Unicode (a look-alike
+ * domain shows as one), and that stays its job.
+ */
+static const char *
+addr_spec_end(const char *p)
+{
+	const char	*d, *e;
+
+	if ((p = dot_atom_end(p)) == NULL || *p != '@')
+		return NULL;
+	if ((e = dot_atom_end(d = p + 1)) == NULL)
+		return NULL;
+	for (; e - d >= 4; d++)
+		if ((d[0] | 0x20) == 'x' && (d[1] | 0x20) == 'n' && d[2] == '-' && d[3] == '-')
+			return NULL;
+	return e;
+}
+
+/* One simple mailbox at p (white space skipped); its end, or NULL when it is not simple. */
+static const char *
+simple_mailbox(const char *p, struct mailbox_span *mb)
+{
+	const char	*e;
+
+	mb->name = NULL;
+	mb->name_len = 0;
+	if (*p == '"') {
+		for (e = p + 1; *e >= ' ' && *e <= '~' && *e != '"' && *e != '\\'; e++)
+			;
+		if (*e != '"')
+			return NULL;
+		mb->name = p + 1;
+		mb->name_len = (size_t)(e - p - 1);
+		p = skip_wsp(e + 1);
+	} else if (*p != '<') {
+		if ((e = addr_spec_end(p)) != NULL) {
+			mb->addr = p;
+			mb->addr_len = (size_t)(e - p);
+			return e;
+		}
+		mb->name = p;
+		while (is_atext((unsigned char)*p)) {
+			while (is_atext((unsigned char)*p) || *p == '.')
+				p++;	/* "Amazon.com", "J. Doe": obs-phrase dots */
+			mb->name_len = (size_t)(p - mb->name);
+			p = skip_wsp(p);
+		}
+		if (mb->name_len == 0)
+			return NULL;
+	}
+	if (*p != '<' || (e = addr_spec_end(p + 1)) == NULL || *e != '>')
+		return NULL;
+	mb->addr = p + 1;
+	mb->addr_len = (size_t)(e - p - 1);
+	return e + 1;
+}
+
+/*
+ * Walks a simple list: the first pass only checks, so that fn sees either
+ * every mailbox or none.  Returns false, without calling fn, when the list
+ * is not simple.
+ */
+static bool
+address_simple_walk(const char *value, bool (*fn)(const struct mailbox_span *, void *),
+    void *arg)
+{
+	struct mailbox_span	 mb;
+	const char		*p, *v;
+	int			 pass;
+
+	for (v = value; *v != '\0'; v++)
+		if ((*v < ' ' && *v != '\t') || *v > '~' || (*v == '=' && v[1] == '?'))
+			return false;	/* char is signed: 8-bit bytes are below ' ' */
+	for (pass = 0; pass < 2; pass++) {
+		for (p = skip_wsp(value); *p != '\0'; ) {
+			if ((p = simple_mailbox(p, &mb)) == NULL)
+				return false;
+			p = skip_wsp(p);
+			if (*p == ',') {
+				p = skip_wsp(p + 1);
+				if (*p == '\0')
+					return false;
+			} else if (*p != '\0')
+				return false;
+			if (pass == 1 && !fn(&mb, arg))
+				return true;
+		}
+	}
+	return true;
 }
 
 /*
@@ -154,20 +338,22 @@ mailbox_addr(InternetAddressMailbox *mb)
  * included, until fn returns false.
  */
 static void
-address_walk(GMimeParserOptions *opts, const char *value,
-    bool (*fn)(InternetAddressMailbox *, void *), void *arg)
+address_walk(struct parse_state *ps, const char *value,
+    bool (*fn)(const struct mailbox_span *, void *), void *arg)
 {
 	InternetAddressList	*list, *members;
 	InternetAddress		*a;
 	int			 i, j, n, nm;
 
-	if (value == NULL || (list = internet_address_list_parse(opts, value)) == NULL)
+	if (value == NULL || (fast_paths && address_simple_walk(value, fn, arg)))
+		return;
+	if ((list = internet_address_list_parse(parse_options(ps), value)) == NULL)
 		return;
 	n = internet_address_list_length(list);
 	for (i = 0; i < n; i++) {
 		a = internet_address_list_get_address(list, i);
 		if (INTERNET_ADDRESS_IS_MAILBOX(a)) {
-			if (!fn(INTERNET_ADDRESS_MAILBOX(a), arg))
+			if (!mailbox_call(INTERNET_ADDRESS_MAILBOX(a), fn, arg))
 				break;
 		} else if (INTERNET_ADDRESS_IS_GROUP(a)) {
 			members = internet_address_group_get_members(INTERNET_ADDRESS_GROUP(a));
@@ -175,7 +361,7 @@ address_walk(GMimeParserOptions *opts, const char *value,
 			for (j = 0; j < nm; j++) {
 				a = internet_address_list_get_address(members, j);
 				if (INTERNET_ADDRESS_IS_MAILBOX(a) &&
-				    !fn(INTERNET_ADDRESS_MAILBOX(a), arg))
+				    !mailbox_call(INTERNET_ADDRESS_MAILBOX(a), fn, arg))
 					goto out;
 			}
 		}
@@ -191,16 +377,14 @@ struct first_mailbox {
 };
 
 static bool
-take_first(InternetAddressMailbox *mb, void *arg)
+take_first(const struct mailbox_span *mb, void *arg)
 {
 	struct first_mailbox	*fm = arg;
-	const char		*name;
 
 	if ((fm->addr = mailbox_addr(mb)) == NULL)
 		return true;
-	name = internet_address_get_name(INTERNET_ADDRESS(mb));
-	if (name != NULL)
-		fm->name = text_one_line_g(g_strdup(name));
+	if (mb->name != NULL)
+		fm->name = one_line_or_null(mb->name, mb->name_len);
 	return false;
 }
 
@@ -211,7 +395,7 @@ struct addr_vec {
 };
 
 static bool
-take_all(InternetAddressMailbox *mb, void *arg)
+take_all(const struct mailbox_span *mb, void *arg)
 {
 	struct addr_vec	*av = arg;
 	char		*a;
@@ -887,10 +1071,13 @@ parser_warning(gint64 offset, GMimeParserWarning code, const gchar *item, gpoint
 static void
 copy_no_nul(char *dst, const char *src, size_t n)
 {
-	size_t	i;
+	char	*z = dst, *end = dst + n;
 
-	for (i = 0; i < n; i++)
-		dst[i] = src[i] == '\0' ? ' ' : src[i];
+	if (n == 0)
+		return;
+	memcpy(dst, src, n);
+	while ((z = memchr(z, '\0', (size_t)(end - z))) != NULL)
+		*z++ = ' ';
 }
 
 /* The hash that stands in for a missing Message-ID: stable headers and the start of the body. */
@@ -936,28 +1123,161 @@ log_limits(const struct message *m)
 	free(id);
 }
 
+/* Printable ASCII or tab, no "=?": a Subject that needs no RFC 2047 decoding. */
+static bool
+text_is_simple(const char *v)
+{
+	for (; *v != '\0'; v++)
+		if ((*v < ' ' && *v != '\t') || *v > '~' || (*v == '=' && v[1] == '?'))
+			return false;
+	return true;
+}
+
+/* n digits at p as a number, or -1. */
+static int
+digits(const char *p, int n)
+{
+	int	v = 0;
+
+	while (n-- > 0) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (*p++ - '0');
+	}
+	return v;
+}
+
+/* Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+static int64_t
+days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	int64_t		era;
+	unsigned	yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+/*
+ * The canonical RFC 5322 date, "[Mon, ]2 Sep 2024 11:00:00 +0000", exactly
+ * so (one space apart, names capitalised as written, a four-digit year from
+ * 1970, no comment after the zone), converted without GMime and GLib's time
+ * zone objects.  False for anything else, which GMime reads.
+ */
+static bool
+date_simple(const char *s, time_t *out)
+{
+	static const char	 days[] = "MonTueWedThuFriSatSun";
+	static const char	 months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	static const int	 mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int			 day, month, year, hour, min, sec, zh, zm, i;
+	int64_t			 t;
+	bool			 leap;
+
+	for (i = 0; i < 7 && strncmp(s, days + 3 * i, 3) != 0; i++)
+		;
+	if (i < 7) {
+		if (s[3] != ',' || s[4] != ' ')
+			return false;
+		s += 5;
+	}
+	/* Every byte read below follows a digit or a separator that matched: never past the NUL. */
+	if ((day = digits(s, 1)) < 0)
+		return false;
+	if (s[1] >= '0' && s[1] <= '9')
+		day = day * 10 + (*++s - '0');
+	if (s[1] != ' ')
+		return false;
+	s += 2;
+	for (month = 0; month < 12 && strncmp(s, months + 3 * month, 3) != 0; month++)
+		;
+	if (month == 12 || s[3] != ' ')
+		return false;
+	s += 4;
+	if ((year = digits(s, 4)) < 1970 || s[4] != ' ' ||
+	    (hour = digits(s + 5, 2)) < 0 || s[7] != ':' ||
+	    (min = digits(s + 8, 2)) < 0 || s[10] != ':' ||
+	    (sec = digits(s + 11, 2)) < 0 || s[13] != ' ' ||
+	    (s[14] != '+' && s[14] != '-') ||
+	    (zh = digits(s + 15, 2)) < 0 || (zm = digits(s + 17, 2)) < 0 || s[19] != '\0')
+		return false;
+	leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+	if (day < 1 || day > mdays[month] || (month == 1 && day == 29 && !leap) ||
+	    hour > 23 || min > 59 || sec > 59 || zh > 23 || zm > 59)
+		return false;
+	t = days_from_civil(year, (unsigned)month + 1, (unsigned)day) * 86400 +
+	    hour * 3600 + min * 60 + sec;
+	t -= (s[14] == '-' ? -1 : 1) * (zh * 3600 + zm * 60);
+	*out = t > 0 && (int64_t)(time_t)t == t ? (time_t)t : 0;
+	return true;
+}
+
+/* "type/subtype" at the start of a Content-Type value, then its end, white space or ';'. */
+static bool
+is_type_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	    c == '-' || c == '+' || c == '.' || c == '_';
+}
+
+/* The lower-cased type/subtype of a simple Content-Type, malloc'd; NULL when GMime must read it. */
+static char *
+content_type_simple(const char *v)
+{
+	const char	*p = v, *slash;
+	char		*s;
+
+	while (is_type_char(*p))
+		p++;
+	if (p == v || *p != '/')
+		return NULL;
+	slash = p++;
+	while (is_type_char(*p))
+		p++;
+	if (p == slash + 1)
+		return NULL;
+	s = xstrndup(v, (size_t)(p - v));
+	p = skip_wsp(p);
+	if (*p != '\0' && *p != ';') {
+		free(s);
+		return NULL;
+	}
+	str_lower(s);
+	return s;
+}
+
 static void
-fill_headers(struct message *m, const struct top_headers *h, GMimeParserOptions *opts)
+fill_headers(struct message *m, const struct top_headers *h, struct parse_state *ps)
 {
 	struct first_mailbox	 fm = { NULL, NULL };
 	struct addr_vec		 av = { NULL, 0 };
 	GDateTime		*dt;
 	char		       **irt;
 
-	address_walk(opts, h->from, take_first, &fm);
+	address_walk(ps, h->from, take_first, &fm);
 	m->from_addr = fm.addr;
 	m->from_name = fm.name;
 	fm.addr = fm.name = NULL;
-	address_walk(opts, h->reply_to, take_first, &fm);
+	address_walk(ps, h->reply_to, take_first, &fm);
 	m->reply_to_addr = fm.addr;
 	free(fm.name);
 	m->return_path = return_path_parse(h->return_path);
-	address_walk(opts, h->to, take_all, &av);
-	address_walk(opts, h->cc, take_all, &av);
+	address_walk(ps, h->to, take_all, &av);
+	address_walk(ps, h->cc, take_all, &av);
 	m->to_addrs = av.v != NULL ? av.v : xcalloc(1, sizeof(char *));
-	if (h->subject != NULL)
-		m->subject = text_one_line_g(g_mime_utils_header_decode_text(opts, h->subject));
-	if (h->date != NULL && (dt = g_mime_utils_header_decode_date(h->date)) != NULL) {
+	if (h->subject != NULL) {
+		if (fast_paths && text_is_simple(h->subject))
+			m->subject = one_line_or_null(h->subject, strlen(h->subject));
+		else
+			m->subject = text_one_line_g(g_mime_utils_header_decode_text(
+			    parse_options(ps), h->subject));
+	}
+	if (h->date != NULL && !(fast_paths && date_simple(h->date, &m->date)) &&
+	    (dt = g_mime_utils_header_decode_date(h->date)) != NULL) {
 		gint64	t = g_date_time_to_unix(dt);
 
 		m->date = t > 0 && (gint64)(time_t)t == t ? (time_t)t : 0;
@@ -979,21 +1299,39 @@ fill_headers(struct message *m, const struct top_headers *h, GMimeParserOptions 
 	m->has_list_id = h->list;
 }
 
+static GMimeParserOptions *
+parse_options(struct parse_state *ps)
+{
+	static const char	*fallback[] = { "UTF-8", "windows-1252", NULL };
+
+	if (ps->opts == NULL) {
+		ps->opts = g_mime_parser_options_new();
+		g_mime_parser_options_set_fallback_charsets(ps->opts, fallback);
+		g_mime_parser_options_set_warning_callback(ps->opts, parser_warning, ps);
+	}
+	return ps->opts;
+}
+
+void
+mime_set_fast_paths(bool on)
+{
+	fast_paths = on;
+}
+
 struct message *
 message_parse(const char *raw, size_t len, bool headers_only, bool keep_raw)
 {
 	struct message		*m = xcalloc(1, sizeof(*m));
 	struct top_headers	 h = { 0 };
 	struct text_out		 text = { { 0 }, false }, fwd = { { 0 }, false };
-	struct parse_state	 ps = { m, false };
-	static const char	*fallback[] = { "UTF-8", "windows-1252", NULL };
-	GMimeParserOptions	*opts;
-	GMimeStream		*stream;
-	GMimeParser		*parser;
-	GMimeMessage		*gm;
-	GMimeObject		*top;
-	size_t			 use = len, pos = 0, lines = 0, hdr_cut, body_start, in_len, gm_len;
-	char			*in;
+	struct parse_state	 ps = { m, false, NULL };
+	GMimeStream		*stream = NULL;
+	GMimeParser		*parser = NULL;
+	GMimeMessage		*gm = NULL;
+	GMimeObject		*top = NULL;
+	size_t			 use = len, pos = 0, lines = 0, hdr_cut, body_start;
+	size_t			 in_len, gm_len = 0, scanned;
+	char			*in = NULL;
 	const char		*nl;
 
 	message_gmime_init();
@@ -1046,31 +1384,27 @@ message_parse(const char *raw, size_t len, bool headers_only, bool keep_raw)
 		body_start = use;
 	}
 
-	/* GMime's input: the (cut) header block, an empty line, the body; no NULs. */
-	in_len = hdr_cut + 4 + (use - body_start);
-	in = g_malloc(in_len + 1);
-	copy_no_nul(in, raw, hdr_cut);
-	gm_len = hdr_cut;
-	if (hdr_cut > 0 && in[hdr_cut - 1] != '\n') {
+	if (!headers_only) {
+		/* GMime's input: the (cut) header block, an empty line, the body; no NULs. */
+		in_len = hdr_cut + 4 + (use - body_start);
+		in = g_malloc(in_len + 1);
+		copy_no_nul(in, raw, hdr_cut);
+		gm_len = hdr_cut;
+		if (hdr_cut > 0 && in[hdr_cut - 1] != '\n') {
+			memcpy(in + gm_len, "\r\n", 2);
+			gm_len += 2;
+		}
 		memcpy(in + gm_len, "\r\n", 2);
 		gm_len += 2;
-	}
-	memcpy(in + gm_len, "\r\n", 2);
-	gm_len += 2;
-	copy_no_nul(in + gm_len, raw + body_start, use - body_start);
-	gm_len += use - body_start;
-	if (!headers_only) {
-		size_t	scanned = mime_prescan(in, gm_len, &m->flags);
-
+		copy_no_nul(in + gm_len, raw + body_start, use - body_start);
+		gm_len += use - body_start;
+		scanned = mime_prescan(in, gm_len, &m->flags);
 		ps.cut = scanned < gm_len || use < len;
 		gm_len = scanned;
 	}
 
 	top_headers_read(m->headers, m->headers_len, &h);
-	opts = g_mime_parser_options_new();
-	g_mime_parser_options_set_fallback_charsets(opts, fallback);
-	g_mime_parser_options_set_warning_callback(opts, parser_warning, &ps);
-	fill_headers(m, &h, opts);
+	fill_headers(m, &h, &ps);
 	m->auth_results = h.auth_results;
 	h.auth_results = NULL;
 
@@ -1080,13 +1414,10 @@ message_parse(const char *raw, size_t len, bool headers_only, bool keep_raw)
 		 * fields above and the top Content-Type are all, and building
 		 * (and freeing) a GMimeMessage was most of a first scan's cost.
 		 */
-		g_free(in);
-		stream = NULL;
-		parser = NULL;
-		gm = NULL;
-		top = NULL;
-		if (h.content_type != NULL) {
-			GMimeContentType *ct = g_mime_content_type_parse(opts, h.content_type);
+		if (h.content_type != NULL && (!fast_paths ||
+		    (m->content_type = content_type_simple(h.content_type)) == NULL)) {
+			GMimeContentType *ct = g_mime_content_type_parse(parse_options(&ps),
+			    h.content_type);
 
 			if (ct != NULL) {
 				m->content_type = text_one_line_g(g_mime_content_type_get_mime_type(ct));
@@ -1098,7 +1429,7 @@ message_parse(const char *raw, size_t len, bool headers_only, bool keep_raw)
 		stream = g_mime_stream_mem_new_with_byte_array(
 		    g_byte_array_new_take((guint8 *)in, gm_len));
 		parser = g_mime_parser_new_with_stream(stream);
-		gm = g_mime_parser_construct_message(parser, opts);
+		gm = g_mime_parser_construct_message(parser, parse_options(&ps));
 		top = gm != NULL ? g_mime_message_get_mime_part(gm) : NULL;
 		if (gm == NULL)
 			m->flags |= MSG_MALFORMED;
@@ -1131,7 +1462,8 @@ message_parse(const char *raw, size_t len, bool headers_only, bool keep_raw)
 		g_object_unref(parser);
 	if (stream != NULL)
 		g_object_unref(stream);
-	g_mime_parser_options_free(opts);
+	if (ps.opts != NULL)
+		g_mime_parser_options_free(ps.opts);
 	top_headers_clear(&h);
 	log_limits(m);
 	return m;

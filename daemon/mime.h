@@ -14,6 +14,12 @@
  * message_free().
  */
 struct message	*message_parse(const char *raw, size_t len, bool headers_only, bool keep_raw);
+/*
+ * For tests: false sends every header field to GMime, bypassing the fast
+ * paths for simple addresses, subjects, dates and content types; both
+ * must decode every field alike.  On by default.
+ */
+void		 mime_set_fast_paths(bool on);
 /* HTML (UTF-8) -> plain text: block elements break lines, script/style dropped, entities decoded. malloc'd. */
 char		*html_to_text(const char *html, size_t len, size_t *out_len);
 

@@ -98,6 +98,18 @@ buf_append(struct buf *b, const void *p, size_t n)
 }
 
 void
+buf_reserve(struct buf *b, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		if (n > SIZE_MAX - b->len - 1)
+			fatalx("buf_reserve: %zu bytes", n);
+		b->cap = b->len + n + 1;
+		b->data = xreallocarray(b->data, b->cap, 1);
+		b->data[b->len] = '\0';
+	}
+}
+
+void
 buf_puts(struct buf *b, const char *s)
 {
 	buf_append(b, s, strlen(s));
@@ -280,27 +292,56 @@ utf8_valid(const char *s, size_t len)
 	return true;
 }
 
+size_t
+utf8_char_len(const char *s, size_t left)
+{
+	return left > 0 ? utf8_seq((const unsigned char *)s, left) : 0;
+}
+
+/*
+ * Two passes, the first only counting, so the result is written once into
+ * an exact allocation: this runs on every header value and body of a scan.
+ */
 char *
 utf8_sanitize(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	struct buf	b = { 0 };
-	size_t		i = 0, n;
+	size_t		i, n, bad = 0, o = 0;
+	bool		clean = true;
+	char		*out;
 
-	buf_append(&b, "", 0);
-	while (i < len) {
-		if (p[i] == '\0') {
-			buf_append(&b, " ", 1);
-			i++;
+	for (i = 0; i < len; i += n) {
+		if (p[i] < 0x80) {
+			n = 1;
+			clean &= p[i] != '\0';
 		} else if ((n = utf8_seq(p + i, len - i)) == 0) {
-			buf_append(&b, "\xef\xbf\xbd", 3);
-			i++;
-		} else {
-			buf_append(&b, p + i, n);
-			i += n;
+			n = 1;
+			bad++;
 		}
 	}
-	return buf_steal(&b);
+	if (bad > (SIZE_MAX - len - 1) / 2)
+		fatalx("utf8_sanitize: %zu bytes", len);
+	out = xmalloc(len + 2 * bad + 1);
+	if (clean && bad == 0) {
+		memcpy(out, s, len);
+		out[len] = '\0';
+		return out;
+	}
+	for (i = 0; i < len; i += n) {
+		if (p[i] < 0x80) {
+			n = 1;
+			out[o++] = p[i] == '\0' ? ' ' : (char)p[i];
+		} else if ((n = utf8_seq(p + i, len - i)) == 0) {
+			n = 1;
+			memcpy(out + o, "\xef\xbf\xbd", 3);
+			o += 3;
+		} else {
+			memcpy(out + o, p + i, n);
+			o += n;
+		}
+	}
+	out[o] = '\0';
+	return out;
 }
 
 char *

@@ -41,6 +41,7 @@ struct buf {
 	size_t	 cap;
 };
 void	 buf_append(struct buf *, const void *, size_t);
+void	 buf_reserve(struct buf *, size_t);	/* room for n more bytes: one allocation for a known size */
 void	 buf_puts(struct buf *, const char *);
 void	 buf_printf(struct buf *, const char *, ...) __attribute__((format(printf, 2, 3)));
 char	*buf_steal(struct buf *);		/* returns data (never NULL), leaves buf empty */
@@ -73,6 +74,8 @@ char	*rd_str(struct reader *);		/* malloc'd, NULL for a stored NULL */
 char	*str_for_log(const char *, size_t max);
 
 bool	 utf8_valid(const char *, size_t);
+/* Length of the valid UTF-8 sequence at s (1-4, never past left), or 0 when invalid or left is 0. */
+size_t	 utf8_char_len(const char *, size_t left);
 /* Replaces invalid UTF-8 sequences with U+FFFD and NULs with spaces; malloc'd. */
 char	*utf8_sanitize(const char *, size_t);
 void	 str_lower(char *);

@@ -1122,6 +1122,8 @@ main(int argc, char **argv)
 	char		*dir, *slash;
 	int		 rc;
 
+	testutil_helpers_here();
+
 	/* tests/smtp_server.py: next to the binary, else from the top of the tree. */
 	if (env != NULL)
 		snprintf(smtp_script, sizeof(smtp_script), "%s", env);

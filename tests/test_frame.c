@@ -18,6 +18,7 @@
 #include "frame.h"
 #include "netreq.h"
 #include "util.h"
+#include "testutil.h"
 
 static void
 test_account_round_trip(void **state)
@@ -234,7 +235,6 @@ main(void)
 		cmocka_unit_test(test_sender_given_up_on_stop),
 	};
 
-	if (getenv("IPCASED_LIBEXEC") == NULL)
-		setenv("IPCASED_LIBEXEC", "daemon", 1);
+	testutil_helpers_here();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

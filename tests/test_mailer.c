@@ -28,6 +28,7 @@
 
 #include "mailer.h"
 #include "util.h"
+#include "testutil.h"
 
 #define NOW		((time_t)1726000000)	/* 2024-09-10 20:26:40 UTC */
 #define PYTHON		"/usr/bin/python3"
@@ -1527,6 +1528,8 @@ main(int argc, char **argv)
 		    setup_server_implicit, teardown_extra_server),
 	};
 	int	 failed;
+
+	testutil_helpers_here();
 
 	(void)argc;
 	signal(SIGPIPE, SIG_IGN);

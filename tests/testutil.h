@@ -102,4 +102,15 @@ testutil_stop_child(pid_t pid)
 	}
 }
 
+/*
+ * The daemon's helper programs (ipcased-send, ipcased-fetch) for a test run
+ * by hand from the top of the tree; tests/run.sh sets IPCASED_LIBEXEC itself.
+ */
+static inline void
+testutil_helpers_here(void)
+{
+	if (getenv("IPCASED_LIBEXEC") == NULL)
+		setenv("IPCASED_LIBEXEC", "daemon", 1);
+}
+
 #endif

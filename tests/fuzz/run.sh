@@ -17,7 +17,7 @@ passed=0
 
 seed() {	# seed corpus of a target, from the tests' own fixtures
 	case "$1" in
-	fuzz_message|fuzz_rules) ls tests/samples/*.eml tests/corpus/*.eml tests/mime/*.eml 2>/dev/null ;;
+	fuzz_message|fuzz_rules|fuzz_header_diff) ls tests/samples/*.eml tests/corpus/*.eml tests/mime/*.eml 2>/dev/null ;;
 	fuzz_conf) ls tests/conf/*.conf conf/ipcased.conf tests/fuzz/seeds/fuzz_conf/* 2>/dev/null ;;
 	*) ls "tests/fuzz/seeds/$1"/* 2>/dev/null ;;
 	esac
