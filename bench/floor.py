@@ -8,7 +8,7 @@ import imaplib, ssl, sys, time
 port, cafile, user, passfile = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 fields = ("From To Cc Subject Date Message-ID In-Reply-To References Authentication-Results "
           "Reply-To Return-Path Auto-Submitted Precedence List-Id List-Unsubscribe "
-          "Content-Type MIME-Version Delivered-To")
+          "Content-Type")
 t0 = time.monotonic()
 ctx = ssl.create_default_context(cafile=cafile)
 imap = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=ctx)

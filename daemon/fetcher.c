@@ -86,7 +86,26 @@ struct header_batch {
 	struct buf	 frames;
 	uint32_t	 count;
 	uint32_t	 high;		/* highest UID of the batch */
+	uint32_t	*uids;		/* count UIDs, and the RFC822.SIZE of each */
+	uint32_t	*sizes;
 };
+
+/*
+ * Bodies go in one UID FETCH per group of this many bytes (as RFC822.SIZE
+ * says) or messages: a round trip per message cost more than the rest of a
+ * first scan's body fetches, and a group's bodies are held in memory at once.
+ */
+#define FETCHER_GROUP_BYTES	(1024 * 1024)
+#define FETCHER_GROUP_MAX	64
+
+static void
+header_batch_free(struct header_batch *hb)
+{
+	buf_free(&hb->frames);
+	free(hb->uids);
+	free(hb->sizes);
+	memset(hb, 0, sizeof(*hb));
+}
 
 static void
 on_header(uint32_t uid, uint32_t size, const char *hdr, size_t len, void *arg)
@@ -102,6 +121,14 @@ on_header(uint32_t uid, uint32_t size, const char *hdr, size_t len, void *arg)
 	if (frame_append(&hb->frames, F_HEADER, &b) == -1)
 		_exit(FETCHER_EXIT_RETRY);
 	buf_free(&b);
+	if (hb->uids == NULL) {
+		hb->uids = xreallocarray(NULL, IMAP_FETCH_BATCH, sizeof(*hb->uids));
+		hb->sizes = xreallocarray(NULL, IMAP_FETCH_BATCH, sizeof(*hb->sizes));
+	}
+	if (hb->count < IMAP_FETCH_BATCH) {	/* imap.c passes only the UIDs asked for */
+		hb->uids[hb->count] = uid;
+		hb->sizes[hb->count] = size;
+	}
 	hb->count++;
 }
 
@@ -146,27 +173,59 @@ recv_want(struct fetcher_ctx *f, size_t *n)
 	return uids;
 }
 
-static void
-fetch_bodies(struct fetcher_ctx *f, const uint32_t *uids, size_t n)
+static int
+uid_order(const void *a, const void *b)
 {
-	struct message	*m;
+	uint32_t	x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The size the server gave for uid in hb, or the most a body fetch takes when unknown. */
+static size_t
+batch_size_of(const struct header_batch *hb, uint32_t uid)
+{
+	size_t	i;
+
+	for (i = 0; i < hb->count && i < IMAP_FETCH_BATCH; i++)
+		if (hb->uids[i] == uid)
+			return hb->sizes[i] < MESSAGE_MAX_BYTES ? hb->sizes[i] : MESSAGE_MAX_BYTES;
+	return MESSAGE_MAX_BYTES;
+}
+
+static void
+on_body(uint32_t uid, const char *raw, size_t len, void *arg)
+{
+	struct fetcher_ctx	*f = arg;
+	struct message		*m = message_parse(raw, len, false, true);
+	struct buf		 b = { 0 };
+
+	buf_put_u32(&b, uid);
+	message_serialize(m, &b);
+	message_free(m);
+	send_or_die(f, F_MESSAGE, &b);
+}
+
+static void
+fetch_bodies(struct fetcher_ctx *f, const struct header_batch *hb, uint32_t *uids, size_t n)
+{
 	struct buf	 b = { 0 };
 	enum result	 r;
-	size_t		 i, len;
-	char		*raw;
+	size_t		 i, m, bytes;
 
-	for (i = 0; i < n; i++) {
-		r = imap_fetch_message(f->imap, uids[i], MESSAGE_MAX_BYTES, &raw, &len);
-		if (r == R_SKIP)
-			continue;	/* expunged meanwhile, or refused by the server: logged */
+	qsort(uids, n, sizeof(*uids), uid_order);
+	for (i = 0; i < n; i += m) {
+		bytes = batch_size_of(hb, uids[i]);
+		for (m = 1; i + m < n && m < FETCHER_GROUP_MAX; m++) {
+			size_t	next = batch_size_of(hb, uids[i + m]);
+
+			if (bytes + next > FETCHER_GROUP_BYTES)
+				break;
+			bytes += next;
+		}
+		r = imap_fetch_messages(f->imap, uids + i, m, MESSAGE_MAX_BYTES, on_body, f);
 		if (r != R_OK)
-			fetcher_fail(f, r, "fetching a message");
-		m = message_parse(raw, len, false, true);
-		free(raw);
-		buf_put_u32(&b, uids[i]);
-		message_serialize(m, &b);
-		message_free(m);
-		send_or_die(f, F_MESSAGE, &b);
+			fetcher_fail(f, r, "fetching messages");
 	}
 	send_or_die(f, F_BODIES_DONE, &b);
 }
@@ -175,7 +234,7 @@ static void
 do_sync(struct fetcher_ctx *f, struct reader *r)
 {
 	struct imap_folder	 st;
-	struct header_batch	 cur = { { NULL, 0, 0 }, 0, 0 }, next = cur;
+	struct header_batch	 cur = { { NULL, 0, 0 }, 0, 0, NULL, NULL }, next = cur;
 	struct buf		 b = { 0 };
 	uint32_t		*uids = NULL, *want, known, last, high;
 	uint64_t		 since;
@@ -245,13 +304,13 @@ do_sync(struct fetcher_ctx *f, struct reader *r)
 		 * owner's reply) a candidate.  An empty F_WANT ends the batch.
 		 */
 		while ((want = recv_want(f, &nwant)) != NULL) {
-			fetch_bodies(f, want, nwant);
+			fetch_bodies(f, &cur, want, nwant);
 			free(want);
 		}
 		high = cur.high;
-		buf_free(&cur.frames);
+		header_batch_free(&cur);
 	}
-	buf_free(&next.frames);
+	header_batch_free(&next);
 	free(uids);
 	buf_put_str(&b, folder);
 	buf_put_u32(&b, st.uidvalidity);

@@ -35,11 +35,16 @@ struct imap_session {
 	uint64_t	 bytes_received;	/* over every connection of this session */
 };
 
+/*
+ * What a first scan fetches of every message: the fields the pre-screen,
+ * the sender checks and the case index read (mime.c's top_headers), and no
+ * other; bench/floor.py fetches the same list.
+ */
 const char *const imap_header_fields[] = {
 	"From", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To",
 	"References", "Authentication-Results", "Reply-To", "Return-Path",
 	"Auto-Submitted", "Precedence", "List-Id", "List-Unsubscribe",
-	"Content-Type", "MIME-Version", "Delivered-To", NULL
+	"Content-Type", NULL
 };
 
 /* libetpan has no strerror; indexed by MAILIMAP_* codes (mailimap_types.h). */
@@ -885,8 +890,8 @@ imap_fetch_headers(struct imap_session *s, const uint32_t *uids, size_t n,
 }
 
 enum result
-imap_fetch_message(struct imap_session *s, uint32_t uid, size_t max,
-    char **raw, size_t *len)
+imap_fetch_messages(struct imap_session *s, const uint32_t *uids, size_t n, size_t max,
+    imap_message_cb *cb, void *arg)
 {
 	struct mailimap_fetch_type *ft;
 	struct mailimap_fetch_att *fa;
@@ -895,11 +900,13 @@ imap_fetch_message(struct imap_session *s, uint32_t uid, size_t max,
 	struct fetched	 f;
 	clist		*res = NULL;
 	clistiter	*it;
-	enum result	 ret = R_SKIP;
+	enum result	 ret = R_OK;
+	size_t		 i, got = 0;
+	bool		*seen;
 	int		 r;
 
-	*raw = NULL;
-	*len = 0;
+	if (n == 0)
+		return R_OK;
 	if (!imap_usable(s, "UID FETCH"))
 		return R_RETRY;
 	if ((section = mailimap_section_new(NULL)) == NULL)
@@ -915,35 +922,68 @@ imap_fetch_message(struct imap_session *s, uint32_t uid, size_t max,
 		fatal("mailimap_fetch_type");
 	mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
 	mailimap_fetch_type_new_fetch_att_list_add(ft, fa);
-	set = mailimap_set_new_single(uid);
+	set = uid_set_new(uids, n);
+	seen = xcalloc(n, sizeof(*seen));
 
 	if ((r = mailimap_uid_fetch(s->imap, set, ft, &res)) != MAILIMAP_NO_ERROR) {
-		char *what = xasprintf("UID FETCH %u", uid);
-
-		ret = imap_fail(s, what, r, R_RETRY);
-		free(what);
+		ret = imap_fail(s, "UID FETCH bodies", r, R_RETRY);
 		goto out;
 	}
 	for (it = clist_begin(res); it != NULL; it = clist_next(it)) {
+		uint32_t	*u;
+
 		fetched_parse(clist_content(it), &f);
-		if (f.uid != uid || f.body == NULL)
-			continue;
-		if (max > 0 && f.len > max)
-			f.len = max;
-		*raw = xmalloc(f.len + 1);
-		memcpy(*raw, f.body, f.len);
-		(*raw)[f.len] = '\0';
-		*len = f.len;
-		ret = R_OK;
-		break;
+		if (f.uid == 0 || f.body == NULL ||
+		    (u = bsearch(&f.uid, uids, n, sizeof(*uids), uid_cmp)) == NULL ||
+		    seen[u - uids])
+			continue;	/* unsolicited, not asked for, or sent twice */
+		seen[u - uids] = true;
+		got++;
+		cb(f.uid, f.body, max > 0 && f.len > max ? max : f.len, arg);
 	}
-	if (ret != R_OK)
-		log_warnx("%s: UID %u: no such message (expunged?)", s->acct->name, uid);
+	for (i = 0; i < n && got < n; i++)
+		if (!seen[i])
+			log_warnx("%s: UID %u: no such message (expunged?)", s->acct->name,
+			    uids[i]);
 out:
+	free(seen);
 	if (res != NULL)
 		mailimap_fetch_list_free(res);
 	mailimap_fetch_type_free(ft);
 	mailimap_set_free(set);
+	return ret;
+}
+
+/* For imap_fetch_message(): a copy of the one message. */
+struct one_message {
+	char	*raw;
+	size_t	 len;
+};
+
+static void
+keep_one(uint32_t uid, const char *raw, size_t len, void *arg)
+{
+	struct one_message	*om = arg;
+
+	(void)uid;
+	om->raw = xmalloc(len + 1);
+	memcpy(om->raw, raw, len);
+	om->raw[len] = '\0';
+	om->len = len;
+}
+
+enum result
+imap_fetch_message(struct imap_session *s, uint32_t uid, size_t max,
+    char **raw, size_t *len)
+{
+	struct one_message	om = { NULL, 0 };
+	enum result		ret;
+
+	ret = imap_fetch_messages(s, &uid, 1, max, keep_one, &om);
+	*raw = om.raw;
+	*len = om.len;
+	if (ret == R_OK && om.raw == NULL)
+		ret = R_SKIP;
 	return ret;
 }
 

@@ -56,7 +56,18 @@ enum result	 imap_search(struct imap_session *, uint32_t after_uid, time_t since
 enum result	 imap_fetch_headers(struct imap_session *, const uint32_t *uids, size_t n,
 		    imap_header_cb *cb, void *arg);
 
-/* The whole message (BODY.PEEK[]), at most max bytes (<0.max> partial); *raw malloc'd. */
+/* Called once per message of imap_fetch_messages(): its bytes, borrowed. */
+typedef void	imap_message_cb(uint32_t uid, const char *raw, size_t len, void *arg);
+
+/*
+ * Whole messages (BODY.PEEK[]), at most max bytes each (<0.max> partial), in
+ * one UID FETCH: uids ascending; cb per message the server sent.  A UID it
+ * did not send (expunged meanwhile) is logged and skipped.
+ */
+enum result	 imap_fetch_messages(struct imap_session *, const uint32_t *uids, size_t n,
+		    size_t max, imap_message_cb *cb, void *arg);
+
+/* One message as imap_fetch_messages() would; R_SKIP when it is gone.  *raw malloc'd. */
 enum result	 imap_fetch_message(struct imap_session *, uint32_t uid, size_t max,
 		    char **raw, size_t *len);
 
