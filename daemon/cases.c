@@ -2347,8 +2347,9 @@ cand_address(const struct cand_index *ci, const char *addr)
 		return false;
 	lower = lower_dup(addr);
 	d = domain_of(lower);
+	/* The hash lookup first: the free-mail list is a walk, and few domains are owners'. */
 	yes = g_hash_table_contains(ci->owners, lower) || (d != NULL &&
-	    !domain_is_freemail(d) && g_hash_table_contains(ci->domains, d));
+	    g_hash_table_contains(ci->domains, d) && !domain_is_freemail(d));
 	free(lower);
 	return yes;
 }

@@ -84,6 +84,7 @@ static const char *const settings_keys[] = {
 
 struct pattern {
 	pcre2_code	*re;
+	char		*src;		/* the pattern as written, for screen_build() */
 	int		 v;		/* capture group holding the value: "v", else 1, else 0 */
 	int		 n;		/* deadline: the number group ("n"), or -1 */
 	int		 unit;		/* deadline: the unit group ("unit"), or -1 */
@@ -129,6 +130,33 @@ struct rule {
 	struct lexicon	 outcomes;
 };
 
+/*
+ * The subject half of rules_prescreen(), which runs for every new message of
+ * a scan: prescreen_subject, the complaint_id fields and each rule's subject.
+ * Without JIT (systemd's MemoryDenyWriteExecute) one long alternation of
+ * words costs pcre2_match() ~100 steps per character, so each pattern has,
+ * where its text allows, the literals one of which any match of it must
+ * contain (screen_literals()); a subject without any of them cannot match
+ * and is not asked.  One alternation of all patterns was tried: PCRE2 then
+ * loses its start-of-match bitmap and gets slower, not faster.
+ */
+struct screen_literal {
+	char			*text;		/* lower case ASCII */
+	size_t			 len;
+	size_t			 pattern;	/* index into v */
+};
+
+struct subject_screen {
+	const pcre2_code	**v;		/* borrowed: every pattern, in the order tried */
+	bool			*filtered;	/* v[i] needs one of its literals in an ASCII subject */
+	bool			*seen;		/* scratch: a literal of v[i] is in the subject */
+	size_t			 n;
+	struct screen_literal	*lit;		/* sorted by first letter */
+	size_t			 nlit;
+	size_t			 first[128];	/* first lit[] with that first letter, nlit if none */
+	pcre2_match_data	*md;		/* reused by each call (one thread) */
+};
+
 struct rules {
 	struct rule		*v;
 	size_t			 n;
@@ -141,6 +169,7 @@ struct rules {
 	char		       **seller_addrs;	/* smtp.to and smtp.from, lower case */
 	pcre2_match_context	*mctx;
 	pcre2_jit_stack		*jit;
+	struct subject_screen	 screen;
 	config_t		*own_cfg;	/* the shipped rules.conf, when the config has no rules */
 };
 
@@ -329,8 +358,10 @@ load_patterns(struct conf *conf, const config_setting_t *group, const char *key,
 		} else if ((re = compile(conf, config_setting_source_line(e) ? e : s,
 		    what, config_setting_get_string(e), 0)) == NULL)
 			ret = -1;
-		else
+		else {
+			out->v[out->n].src = xstrdup(config_setting_get_string(e));
 			pattern_init(&out->v[out->n++], re);
+		}
 		free(what);
 	}
 	return ret;
@@ -341,8 +372,10 @@ patterns_free(struct patterns *p)
 {
 	size_t	i;
 
-	for (i = 0; i < p->n; i++)
+	for (i = 0; i < p->n; i++) {
 		pcre2_code_free(p->v[i].re);
+		free(p->v[i].src);
+	}
 	free(p->v);
 	memset(p, 0, sizeof(*p));
 }
@@ -751,6 +784,304 @@ load_shipped(struct conf *conf)
 	return cfg;
 }
 
+/* ---- The subject pre-screen ------------------------------------------ */
+
+/* Decodes the UTF-8 character at s (the pattern compiled as UTF: valid); its length, 0 if not. */
+static size_t
+utf8_char(const unsigned char *s, size_t left, uint32_t *c)
+{
+	size_t	n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0, i;
+
+	if (n == 0 || n > left)
+		return 0;
+	*c = s[0] & (0x7f >> n);
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		*c = *c << 6 | (s[i] & 0x3f);
+	}
+	return n;
+}
+
+/* ASCII lower case, whatever the locale: PCRE2 folds ASCII the same way everywhere. */
+static unsigned char
+ascii_lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
+static bool
+is_quantifier(char c)
+{
+	return c == '?' || c == '*' || c == '+' || c == '{';
+}
+
+/*
+ * The end of the class that starts at p ('['), or NULL: unterminated, or a
+ * POSIX class ([:alpha:]), whose ']' this does not follow.
+ */
+static const char *
+class_end(const char *p, const char *end)
+{
+	p++;
+	if (p < end && *p == '^')
+		p++;
+	if (p < end && *p == ']')	/* a ']' first is a literal */
+		p++;
+	for (; p < end; p++) {
+		if (*p == '\\') {
+			/* \cX: X is escaped too, even a ']'. */
+			if (p + 1 < end && p[1] == 'c')
+				p++;
+			p++;
+			continue;
+		}
+		if (*p == '[' && p + 1 < end && strchr(":.=", p[1]) != NULL)
+			return NULL;
+		if (*p == ']')
+			return p;
+	}
+	return NULL;
+}
+
+/*
+ * The end of the branch that starts at p: the '|' or ')' closing it at its
+ * own depth, or end.  NULL when the text is beyond this reading.
+ */
+static const char *
+branch_end(const char *p, const char *end)
+{
+	int	depth = 0;
+
+	for (; p < end; p++) {
+		if (*p == '\\') {
+			/* \cX: X is escaped too, even a backslash. */
+			if (p + 1 < end && p[1] == 'c')
+				p++;
+			if (++p >= end)
+				return NULL;
+		} else if (*p == '[') {
+			if ((p = class_end(p, end)) == NULL)
+				return NULL;
+		} else if (*p == '(')
+			depth++;
+		else if (*p == ')') {
+			if (depth == 0)
+				return p;
+			depth--;
+		} else if (*p == '|' && depth == 0)
+			return p;
+	}
+	return depth == 0 ? p : NULL;
+}
+
+/*
+ * Can code point c, a literal of a caseless pattern, match an ASCII
+ * character?  Unicode folds a few onto ASCII (U+017F long s, U+212A Kelvin
+ * sign): PCRE2 itself is asked, with the rules' own flags.
+ */
+static bool
+matches_ascii(uint32_t c)
+{
+	pcre2_code		*re;
+	pcre2_match_data	*md;
+	char			 src[32], ascii[128];
+	PCRE2_SIZE		 off;
+	int			 code, rc, i;
+
+	snprintf(src, sizeof(src), "\\x{%x}", (unsigned)c);
+	if ((re = pcre2_compile((PCRE2_SPTR)src, PCRE2_ZERO_TERMINATED,
+	    RULE_PCRE2_FLAGS, &code, &off, NULL)) == NULL)
+		return true;
+	if ((md = pcre2_match_data_create(1, NULL)) == NULL)
+		fatal("pcre2_match_data_create");
+	for (i = 1; i < 128; i++)
+		ascii[i - 1] = (char)i;
+	rc = pcre2_match(re, (PCRE2_SPTR)ascii, 127, 0, 0, md, NULL);
+	pcre2_match_data_free(md);
+	pcre2_code_free(re);
+	return rc != PCRE2_ERROR_NOMATCH;
+}
+
+static void
+literal_add(struct subject_screen *sc, size_t pattern, const char *text, size_t len)
+{
+	struct screen_literal	*l;
+
+	sc->lit = xreallocarray(sc->lit, sc->nlit + 1, sizeof(*sc->lit));
+	l = &sc->lit[sc->nlit++];
+	l->text = xstrndup(text, len);
+	l->len = len;
+	l->pattern = pattern;
+}
+
+/*
+ * Adds to sc the literals of the branch p..end of pattern i: one of them is
+ * in any ASCII text the branch matches.  None when the branch cannot match
+ * ASCII text at all (it needs a character like "é").  False when its start
+ * is beyond this reading (a class, an optional group, an escape...): then
+ * pattern i runs on every subject.
+ */
+static bool
+branch_literals(struct subject_screen *sc, size_t i, const char *p, const char *end)
+{
+	const char	*inner, *close, *q, *e;
+	char		 run[256];
+	size_t		 n = 0, clen;
+	uint32_t	 c = 0;
+
+	/* Assertions that take no text: \b, \B, ^ (a match starts at the next thing). */
+	for (;;) {
+		if (p + 1 < end && p[0] == '\\' && (p[1] == 'b' || p[1] == 'B'))
+			p += 2;
+		else if (p < end && p[0] == '^')
+			p++;
+		else
+			break;
+		if (p < end && is_quantifier(*p))
+			return false;
+	}
+	if (p >= end)
+		return false;
+	if (*p == '(') {
+		/* A group that must match: (...), (?:...), (?<name>...). */
+		if (p + 1 < end && p[1] != '?')
+			inner = p + 1;
+		else if (p + 2 < end && p[2] == ':')
+			inner = p + 3;
+		else if (p + 3 < end && p[2] == '<' && isalpha((unsigned char)p[3])) {
+			if ((inner = memchr(p, '>', (size_t)(end - p))) == NULL)
+				return false;
+			inner++;
+		} else
+			return false;
+		for (q = inner;; q = e + 1) {
+			if ((e = branch_end(q, end)) == NULL || e >= end)
+				return false;
+			if (!branch_literals(sc, i, q, e))
+				return false;
+			if (*e == ')')
+				break;
+		}
+		close = e;
+		return !(close + 1 < end && is_quantifier(close[1]));
+	}
+	/* A run of literal characters, each there exactly once. */
+	for (q = p; q < end && n < sizeof(run); q += clen) {
+		if ((unsigned char)*q < 0x80) {
+			if (strchr("\\^$.|?*+()[]{}", *q) != NULL)
+				break;
+			clen = 1;
+		} else
+			clen = utf8_char((const unsigned char *)q, (size_t)(end - q), &c);
+		if (clen == 0 || (q + clen < end && is_quantifier(q[clen])))
+			break;
+		if ((unsigned char)*q < 0x80)
+			run[n++] = (char)ascii_lower((unsigned char)*q);
+		else if (matches_ascii(c))
+			break;
+		else
+			return true;	/* needs a character no ASCII text has */
+	}
+	if (n == 0)
+		return false;
+	literal_add(sc, i, run, n);
+	return true;
+}
+
+/* The literals of pattern i (sc->v[i], written as src); false: it runs always. */
+static bool
+screen_literals(struct subject_screen *sc, size_t i, const char *src)
+{
+	const char	*end = src + strlen(src), *p, *e;
+	size_t		 had = sc->nlit;
+
+	/*
+	 * Verbs and start options ((*...)), quoting (\Q...\E) and inline
+	 * options ((?i), (?x): extended mode makes spaces and # mean other
+	 * things) change how the rest reads: such a pattern always runs.
+	 */
+	for (p = src; (p = strchr(p, '(')) != NULL; p++)
+		if (p[1] == '*' || (p[1] == '?' && strchr(":<=!", p[2]) == NULL))
+			goto always;
+	if (strstr(src, "\\Q") != NULL || strstr(src, "\\E") != NULL)
+		goto always;
+	for (p = src;; p = e + 1) {
+		if ((e = branch_end(p, end)) == NULL || (e < end && *e != '|'))
+			goto always;
+		if (!branch_literals(sc, i, p, e))
+			goto always;
+		if (e == end)
+			return true;
+	}
+always:
+	while (sc->nlit > had)
+		free(sc->lit[--sc->nlit].text);
+	return false;
+}
+
+static void
+screen_add(struct subject_screen *sc, const struct patterns *p)
+{
+	size_t	i;
+
+	for (i = 0; i < p->n; i++) {
+		sc->v = xreallocarray(sc->v, sc->n + 1, sizeof(*sc->v));
+		sc->filtered = xreallocarray(sc->filtered, sc->n + 1, sizeof(*sc->filtered));
+		sc->v[sc->n] = p->v[i].re;
+		sc->filtered[sc->n] = screen_literals(sc, sc->n, p->v[i].src);
+		sc->n++;
+	}
+}
+
+static int
+literal_cmp(const void *a, const void *b)
+{
+	const struct screen_literal	*x = a, *y = b;
+
+	if (x->text[0] != y->text[0])
+		return (unsigned char)x->text[0] < (unsigned char)y->text[0] ? -1 : 1;
+	return x->pattern < y->pattern ? -1 : x->pattern > y->pattern;
+}
+
+/* The patterns rules_prescreen() runs on the subject, in the order the rules try them. */
+static void
+screen_build(struct rules *r)
+{
+	struct subject_screen	*sc = &r->screen;
+	size_t			 i;
+
+	screen_add(sc, &r->prescreen_subject);
+	screen_add(sc, &r->fields[F_COMPLAINT_ID]);
+	for (i = 0; i < r->n; i++)
+		screen_add(sc, &r->v[i].subject);
+	if (sc->nlit > 0)
+		qsort(sc->lit, sc->nlit, sizeof(*sc->lit), literal_cmp);
+	for (i = 0; i < NELEM(sc->first); i++)
+		sc->first[i] = sc->nlit;
+	for (i = sc->nlit; i > 0; i--)
+		sc->first[(unsigned char)sc->lit[i - 1].text[0]] = i - 1;
+	sc->seen = xcalloc(sc->n + 1, sizeof(*sc->seen));
+	/* Whether a pattern matched is all the pre-screen asks: one pair. */
+	if ((sc->md = pcre2_match_data_create(1, NULL)) == NULL)
+		fatal("pcre2_match_data_create");
+}
+
+static void
+screen_free(struct subject_screen *sc)
+{
+	size_t	i;
+
+	for (i = 0; i < sc->nlit; i++)
+		free(sc->lit[i].text);
+	free(sc->lit);
+	free(sc->v);
+	free(sc->filtered);
+	free(sc->seen);
+	pcre2_match_data_free(sc->md);
+	memset(sc, 0, sizeof(*sc));
+}
+
 /* Compiles list and settings into r, with conf's domains, accounts and seller addresses. */
 static struct rules *
 rules_compile(struct conf *conf, struct rules *r, const config_setting_t *list,
@@ -805,6 +1136,7 @@ rules_compile(struct conf *conf, struct rules *r, const config_setting_t *list,
 		rules_free(r);
 		return NULL;
 	}
+	screen_build(r);
 	return r;
 }
 
@@ -875,6 +1207,7 @@ rules_free(struct rules *r)
 	patterns_free(&r->ignore_lines);
 	patterns_free(&r->marketplace_hints);
 	patterns_free(&r->prescreen_subject);
+	screen_free(&r->screen);
 	lexicon_free(&r->types);
 	lexicon_free(&r->type_refine);
 	lexicon_free(&r->numbers);
@@ -1697,13 +2030,51 @@ rules_classify(const struct rules *r, const struct conf *conf, const struct mess
 }
 
 bool
+rules_prescreen_subject(const struct rules *r, const char *subject, bool one_by_one)
+{
+	const struct subject_screen *sc = &r->screen;
+	const struct screen_literal *l;
+	size_t		 len = strlen(subject), i, j, k;
+	bool		 ascii = true;
+	unsigned char	 c;
+
+	for (i = 0; i < len && ascii; i++)
+		ascii = (unsigned char)subject[i] < 0x80;
+	/* Text other than ASCII: every pattern runs (folds, "é"...). */
+	if (ascii && !one_by_one) {
+		memset(sc->seen, 0, sc->n * sizeof(*sc->seen));
+		for (i = 0; i < len; i++) {
+			c = ascii_lower((unsigned char)subject[i]);
+			for (j = sc->first[c]; j < sc->nlit; j++) {
+				l = &sc->lit[j];
+				if ((unsigned char)l->text[0] != c)
+					break;
+				if (sc->seen[l->pattern] || l->len > len - i)
+					continue;
+				for (k = 1; k < l->len; k++)
+					if (ascii_lower((unsigned char)subject[i + k]) !=
+					    (unsigned char)l->text[k])
+						break;
+				if (k == l->len)
+					sc->seen[l->pattern] = true;
+			}
+		}
+	}
+	for (i = 0; i < sc->n; i++) {
+		if (ascii && !one_by_one && sc->filtered[i] && !sc->seen[i])
+			continue;
+		if (re_match(r, sc->v[i], subject, len, 0, sc->md))
+			return true;
+	}
+	return false;
+}
+
+bool
 rules_prescreen(const struct rules *r, const struct message *headers)
 {
-	pcre2_match_data	*md;
-	const char		*subject = headers->subject != NULL ? headers->subject : "";
-	size_t			 len = strlen(subject), i;
-	char			*to;
-	bool			 yes = false;
+	size_t	 i;
+	char	*to;
+	bool	 yes = false;
 
 	if (auth_sender_suspect(headers, r->amazon_domains))
 		return true;
@@ -1714,14 +2085,8 @@ rules_prescreen(const struct rules *r, const struct message *headers)
 	}
 	if (yes)
 		return true;
-	if ((md = pcre2_match_data_create(OVECTOR_PAIRS, NULL)) == NULL)
-		fatal("pcre2_match_data_create");
-	yes = any_match(r, &r->prescreen_subject, subject, len, md) ||
-	    any_match(r, &r->fields[F_COMPLAINT_ID], subject, len, md);
-	for (i = 0; i < r->n && !yes; i++)
-		yes = any_match(r, &r->v[i].subject, subject, len, md);
-	pcre2_match_data_free(md);
-	return yes;
+	return rules_prescreen_subject(r, headers->subject != NULL ?
+	    headers->subject : "", false);
 }
 
 void

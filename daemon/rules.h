@@ -79,6 +79,12 @@ rules_load_default(struct conf *conf)
  * caller's (cases_is_candidate()).
  */
 bool		 rules_prescreen(const struct rules *, const struct message *headers);
+/*
+ * Its subject half: does prescreen_subject, a complaint_id field or a rule's
+ * subject match?  Patterns none of whose literals is in the subject are not
+ * run; one_by_one runs them all, as before (the same answer: for tests).
+ */
+bool		 rules_prescreen_subject(const struct rules *, const char *subject, bool one_by_one);
 
 /*
  * Classifies a decoded message and extracts its fields.  Never fails; out is

@@ -463,6 +463,52 @@ bucket_count(struct store *s, time_t send, long *count)
 }
 
 /*
+ * bucket_count() for one schedule_plan(): a first scan queues a reminder for
+ * each of ~1,000 tasks, and counting the outbox again for each was quadratic.
+ * Nothing but plan_task() writes task rows while the plan runs, so the counts
+ * read once stay right when each new row is added to them (bucket_add()).
+ */
+#define BUCKETS_MAX	8
+
+struct buckets {
+	time_t	 hour[BUCKETS_MAX];
+	long	 count[BUCKETS_MAX];
+	size_t	 n;
+};
+
+static int
+bucket_count_cached(struct store *s, struct buckets *b, time_t send, long *count)
+{
+	time_t	hour = send - send % 3600;
+	size_t	i;
+
+	for (i = 0; i < b->n; i++)
+		if (b->hour[i] == hour) {
+			*count = b->count[i];
+			return 0;
+		}
+	if (bucket_count(s, send, count) == -1)
+		return -1;
+	/* Full: count with SQL each time, as before. */
+	if (b->n < BUCKETS_MAX) {
+		b->hour[b->n] = hour;
+		b->count[b->n++] = *count;
+	}
+	return 0;
+}
+
+/* A new pending task row waiting from next_attempt: the hours whose bucket_count() it joins. */
+static void
+bucket_add(struct buckets *b, time_t next_attempt)
+{
+	size_t	i;
+
+	for (i = 0; i < b->n; i++)
+		if (next_attempt < b->hour[i] + 3600)
+			b->count[i]++;
+}
+
+/*
  * The digest that takes reminders over the hourly cap: a digest still
  * waiting to go out by the end of send's hour, or a new one.  Its threshold
  * is copied into name.  Returns rows added (0 or 1) or -1.
@@ -558,7 +604,7 @@ task_newest_row(struct store *s, const struct plan_task *pt,
  */
 static int
 plan_task(struct store *s, const struct conf *conf, GTimeZone *tz,
-    const char *domain, const struct plan_task *pt, time_t now)
+    const char *domain, const struct plan_task *pt, struct buckets *buckets, time_t now)
 {
 	const struct conf_reminders *r = &conf->reminders;
 	struct threshold *th = NULL;
@@ -593,7 +639,7 @@ plan_task(struct store *s, const struct conf *conf, GTimeZone *tz,
 	if (quiet_end != now && !(pt->due > now && pt->due < quiet_end))
 		send = quiet_end;
 	if (r->max_per_hour > 0) {
-		if (bucket_count(s, send, &count) == -1)
+		if (bucket_count_cached(s, buckets, send, &count) == -1)
 			goto out;
 		if (count >= r->max_per_hour) {
 			if ((n = plan_backlog_digest(s, domain, now, send, digest,
@@ -613,6 +659,8 @@ plan_task(struct store *s, const struct conf *conf, GTimeZone *tz,
 	    th[reached].name, message_id, now, status, send, reply)) == -1)
 		goto out;
 	added += n;
+	if (n == 1 && strcmp(status, "pending") == 0)
+		bucket_add(buckets, send);
 	if (n == 1)
 		log_debug("schedule: case %lld %s %s: reminder %s at %lld",
 		    (long long)pt->case_id, pt->task, th[reached].name, status,
@@ -686,6 +734,7 @@ int
 schedule_plan(struct store *s, const struct conf *conf, time_t now)
 {
 	struct plan_task *pts = NULL;
+	struct buckets	 buckets = { .n = 0 };
 	GTimeZone	*tz;
 	char		*domain;
 	size_t		 npts = 0, i;
@@ -706,7 +755,7 @@ schedule_plan(struct store *s, const struct conf *conf, time_t now)
 	if (plan_tasks_load(s, now, &pts, &npts) == -1)
 		goto out;
 	for (i = 0; i < npts; i++) {
-		if ((n = plan_task(s, conf, tz, domain, &pts[i], now)) == -1)
+		if ((n = plan_task(s, conf, tz, domain, &pts[i], &buckets, now)) == -1)
 			goto out;
 		created += n;
 	}

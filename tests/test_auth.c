@@ -321,6 +321,35 @@ test_domain_in_list(void **state)
 	assert_false(domain_in_list("notamazon.com", amazon));
 	assert_false(domain_in_list("amazon.com.evil.example", amazon));
 	assert_false(domain_in_list(NULL, amazon));
+	/* Compared from the end, as strcasecmp() of the tail compared it. */
+	assert_true(domain_in_list("SellerCentral.AMAZON.de", amazon));
+	assert_false(domain_in_list("amazon.d", amazon));
+	assert_false(domain_in_list("xamazon.de", amazon));
+	assert_false(domain_in_list("mazon.de", amazon));
+	assert_false(domain_in_list("", amazon));
+}
+
+/* The brand-letter windows of the look-alike test, on names of every length around six. */
+static void
+test_lookalike_windows(void **state)
+{
+	static const char *const fakes[] = {
+		"amazom.example", "x-amaz0n", "amaozn.co", "amazn", "mazon-amazon.example",
+		"aaaaaaamazonnnnnn.example", "a.m.a.z.o.n.example", NULL
+	};
+	static const char *const genuine[] = {
+		"a", "am", "amaz", "zoo.example", "moon.example", "nomad-zone.example",
+		"amanda.example", "ozon.example", NULL
+	};
+	size_t	i;
+
+	(void)state;
+	for (i = 0; fakes[i] != NULL; i++)
+		if (!domain_is_lookalike(fakes[i], amazon))
+			fail_msg("%s should be a look-alike", fakes[i]);
+	for (i = 0; genuine[i] != NULL; i++)
+		if (domain_is_lookalike(genuine[i], amazon))
+			fail_msg("%s is no look-alike", genuine[i]);
 }
 
 static void
@@ -489,6 +518,7 @@ main(void)
 		cmocka_unit_test(test_lookalike_sender),
 		cmocka_unit_test(test_display_name_address),
 		cmocka_unit_test(test_domain_in_list),
+		cmocka_unit_test(test_lookalike_windows),
 		cmocka_unit_test(test_forged_above_own),
 		cmocka_unit_test(test_authserv_none),
 		cmocka_unit_test(test_findings),

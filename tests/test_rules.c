@@ -5,6 +5,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <ctype.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +15,7 @@
 #include <unistd.h>
 
 #include "conf.h"
-#include "message.h"
+#include "mime.h"
 #include "rules.h"
 #include "util.h"
 
@@ -536,6 +538,157 @@ test_prescreen(void **state)
 	fake_free(&f);
 }
 
+/*
+ * The subject pre-screen skips patterns none of whose literals is in the
+ * subject: it must answer exactly as running every pattern does.
+ */
+static void
+assert_screen_same(const struct rules *r, const char *subject)
+{
+	bool	fast = rules_prescreen_subject(r, subject, false);
+	bool	slow = rules_prescreen_subject(r, subject, true);
+
+	if (fast != slow)
+		fail_msg("pre-screen of \"%s\": %d with literals, %d pattern by pattern",
+		    subject, fast, slow);
+}
+
+/* subject, and the same in lower and in upper case. */
+static size_t
+assert_screen_cases(const struct rules *r, const char *subject)
+{
+	char	*s = xstrdup(subject), *p;
+
+	assert_screen_same(r, s);
+	for (p = s; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	assert_screen_same(r, s);
+	for (p = s; *p != '\0'; p++)
+		*p = (char)toupper((unsigned char)*p);
+	assert_screen_same(r, s);
+	free(s);
+	return 3;
+}
+
+static size_t
+screen_corpus_dir(const char *dir)
+{
+	struct message	*m;
+	struct dirent	*de;
+	DIR		*d;
+	char		*path, *raw;
+	size_t		 len, n = 0;
+
+	assert_non_null(d = opendir(dir));
+	while ((de = readdir(d)) != NULL) {
+		if (strstr(de->d_name, ".eml") == NULL)
+			continue;
+		path = xasprintf("%s/%s", dir, de->d_name);
+		raw = file_read(path, 1 << 22, &len);
+		free(path);
+		assert_non_null(raw);
+		m = message_parse(raw, len, true, false);
+		n += assert_screen_cases(samples_rules, m->subject != NULL ? m->subject : "");
+		message_free(m);
+		free(raw);
+	}
+	closedir(d);
+	return n;
+}
+
+static void
+test_prescreen_literals(void **state)
+{
+	static const char *const subjects[] = {
+		"", "Hi", "Dinner on Saturday?", "refund invoice #4242",
+		"order shipment weekly report 12345678", "Notice: Policy Warning",
+		"Re: complaint 12904418236", "Complaint ID: 1234567", "complaints",
+		"Submission ID 12345678", "Beschwerdenummer: 12345678",
+		"Meldung-ID 1234567", "id de la réclamation 1234567",
+		"n° de réclamation 1234567", "no de plainte 1234567",
+		"Réclamation n° 1234567", "numero del reclamo 1234567",
+		"N.º de reclamación 1234567", "segnalazione n. 1234567",
+		"klacht-id 1234567", "Reklamacja nr 1234567", "Şikayet 1234567",
+		"申し立て番号 1234567", "申立番号: 1234567", "Your APEX claim",
+		"apex", "selling privileges removed", "SELLING\tPRIVILEGES",
+		"trade mark", "trademark", "Infringement notice", "intellectual property complaint",
+		"propriété intellectuelle", "proprietà intellettuale", "intrång",
+		"klagomål", "violação", "ſubmission 12345678", "\xe2\x84\xaaLACHT 1234567",
+		"desactivado", "réactivé", "avviso", "ADVERTENCIA", "ポリシー違反",
+		"知的財産", "id", "no", "n", "numer", "identyfikator 1234567",
+		"caf\xc3", "bad \xff utf-8 complaint 1234567",
+	};
+	size_t	i, n = 0;
+
+	(void)state;
+	for (i = 0; i < NELEM(subjects); i++)
+		n += assert_screen_cases(samples_rules, subjects[i]);
+	n += screen_corpus_dir("tests/samples");
+	n += screen_corpus_dir("tests/corpus");
+	assert_true(n > 200);
+	/* A few answers, to see that both ways do say something. */
+	assert_true(rules_prescreen_subject(samples_rules, "Re: complaint 12904418236", false));
+	assert_true(rules_prescreen_subject(samples_rules, "Notice: Policy Warning", false));
+	assert_false(rules_prescreen_subject(samples_rules, "Dinner on Saturday?", false));
+}
+
+/* Patterns the literals cannot be read from, or only in part: the same answers. */
+static void
+test_prescreen_literals_odd_patterns(void **state)
+{
+	static const char rules_text[] =
+	    "rule_settings = { prescreen_subject = [\n"
+	    "  \"(?x) a b c\", \"x(?:yz)?w\", \"(?:ab|)q\", \"[[:alpha:]|]z\",\n"
+	    "  \"\\\\Qm|n\\\\E\", \"(*UCP)abc\", \"ab+c\", \"(?i)Foo|bar\",\n"
+	    "  \"\\\\bword\\\\b|(?<g>grp)x\", \"ſtop\", \"é+x\", \"(?=look)l\", \"^start|\\\\.dot\",\n"
+	    "  \"(ab)\\\\1|zz\", \"(?:u|v)?t\", \"kelvin|(?-i:Case)\", \"(?<=y)es\", \"\\\\x41\\\\x42\"\n"
+	    "]; };\n"
+	    "rules = ( { name = \"r\"; kind = \"ip_notice\"; subject = \"héllo|(?:hi|ho)there\"; } );\n";
+	static const char *const subjects[] = {
+		"", "abc", "a b c", "xw", "xyzw", "w", "q", "abq", "|z", "az", "m|n",
+		"mn", "ABC", "abbbc", "ac", "FOO", "bar", "word", "grpx", "stop",
+		"\xc5\xbftop", "STOP", "\xc3\xa9x", "ex", "lookl", "look", "start",
+		"a\nstart", "x.dot", "abab", "zz", "t", "ut", "KELVIN",
+		"\xe2\x84\xaa" "elvin", "case", "Case", "yes", "es", "AB", "ab",
+		"hello", "h\xc3\xa9llo", "H\xc3\x89LLO", "hithere", "HOTHERE", "there",
+	};
+	char		 dir[] = "/tmp/test_rules.XXXXXX", *path;
+	struct conf	*conf;
+	struct rules	*r;
+	FILE		*fp;
+	size_t		 i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	path = xasprintf("%s/r.conf", dir);
+	assert_non_null(fp = fopen(path, "w"));
+	fputs(rules_text, fp);
+	fclose(fp);
+	free(path);
+	path = xasprintf("%s/main.conf", dir);
+	assert_non_null(fp = fopen(path, "w"));
+	fputs(base_conf, fp);
+	fclose(fp);
+	assert_non_null(conf = conf_load(path));
+	assert_non_null(r = rules_load(conf));
+	for (i = 0; i < NELEM(subjects); i++)
+		assert_screen_cases(r, subjects[i]);
+	assert_true(rules_prescreen_subject(r, "xw", false));
+	assert_true(rules_prescreen_subject(r, "q", false));
+	assert_true(rules_prescreen_subject(r, "abc", false));
+	assert_true(rules_prescreen_subject(r, "\xc5\xbftop", false));
+	assert_true(rules_prescreen_subject(r, "HOTHERE", false));
+	assert_false(rules_prescreen_subject(r, "ex", false));
+	rules_free(r);
+	conf_free(conf);
+	unlink(path);
+	free(path);
+	path = xasprintf("%s/r.conf", dir);
+	unlink(path);
+	free(path);
+	rmdir(dir);
+}
+
 /* ---- Match limits ---------------------------------------------------- */
 
 static void
@@ -836,6 +989,8 @@ main(void)
 		cmocka_unit_test(test_marketplace_of_mail),
 		cmocka_unit_test(test_kinds),
 		cmocka_unit_test(test_prescreen),
+		cmocka_unit_test(test_prescreen_literals),
+		cmocka_unit_test(test_prescreen_literals_odd_patterns),
 		cmocka_unit_test(test_match_limit),
 		cmocka_unit_test(test_reasons),
 		cmocka_unit_test(test_unverified),

@@ -541,6 +541,43 @@ test_clock_jumps(void **state)
 	    " threshold = 'due'"), due - 4 * H);
 }
 
+/*
+ * The hourly cap counts what is already there once per plan and adds each
+ * new row itself: a backlog from an earlier hour and mail sent in the hour
+ * count too.
+ */
+static void
+test_backlog_counts_existing_rows(void **state)
+{
+	struct fixture	*f = *state;
+	time_t		 now = utc(2026, 6, 10, 12, 0);
+	long long	 c;
+	char		 key[32];
+	int		 i;
+
+	/* Two hours ago, 20 reminders; the mail server was down, 5 went out just now. */
+	for (i = 0; i < 20; i++) {
+		snprintf(key, sizeof(key), "complaint:%d:us", 2000 + i);
+		c = add_case(f, key, "normal", now - 20 * D);
+		add_task(f, c, "review", now - 3 * H - i * 60);
+	}
+	assert_int_equal(schedule_plan(f->store, &f->conf, now - 2 * H), 20);
+	sql(f, "UPDATE outbox SET status = 'sent', sent_at = %lld WHERE id IN"
+	    " (SELECT id FROM outbox ORDER BY id LIMIT 5)", (long long)(now + 60));
+	for (i = 0; i < 15; i++) {
+		snprintf(key, sizeof(key), "complaint:%d:us", 3000 + i);
+		c = add_case(f, key, "normal", now - 20 * D);
+		add_task(f, c, "review", now - H - i * 60);
+	}
+	/* 15 waiting + 5 sent in the hour: room for 10; the other 5 and a digest. */
+	assert_int_equal(schedule_plan(f->store, &f->conf, now), 16);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox WHERE kind = 'task'"
+	    " AND status = 'pending' AND created = %lld", (long long)now), 10);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox WHERE kind = 'task'"
+	    " AND status = 'digested'"), 5);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox WHERE kind = 'digest'"), 1);
+}
+
 static void
 test_absurd_times(void **state)
 {
@@ -907,6 +944,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_business_days, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_done_and_snooze_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backlog_becomes_digest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backlog_counts_existing_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_plan_idempotent_and_ids_stable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clock_jumps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_absurd_times, setup, teardown),
@@ -915,6 +953,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_send_real_smtp, setup, teardown),
 	};
 
+	testutil_helpers_here();
 	log_init(LOG_TO_STDERR, "test_schedule");
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests_name("schedule", tests, NULL, NULL);
