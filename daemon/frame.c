@@ -5,6 +5,7 @@
 #include "frame.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,6 +283,16 @@ smtp_job_clear(struct smtp_job *job)
 	strv_free(job->rcpts);
 	free(job->msg);
 	memset(job, 0, sizeof(*job));
+}
+
+void
+smtp_reply_set(struct send_result *out, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(out->reply, sizeof(out->reply), fmt, ap);
+	va_end(ap);
 }
 
 void

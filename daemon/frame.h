@@ -92,6 +92,8 @@ bool	frame_get_account(struct reader *, struct conf_account *);
 void	smtp_job_put(struct buf *, const struct smtp_job *);
 bool	smtp_job_get(struct reader *, struct smtp_job *);	/* fills a zeroed job; false if malformed */
 void	smtp_job_clear(struct smtp_job *);			/* wipes the password */
+/* The reply kept on the outbox row; a long one is cut (the log line has it whole). */
+void	smtp_reply_set(struct send_result *, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void	smtp_result_put(struct buf *, int ret, const struct send_result *);
 int	smtp_result_get(struct reader *, struct send_result *);	/* the R_* code, -1 if malformed */
 

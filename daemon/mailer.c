@@ -1206,23 +1206,12 @@ message_check(const char *msg, size_t len)
 	return NULL;
 }
 
-/* The reply kept on the outbox row; a long one is cut (the log line has it whole). */
-static void __attribute__((format(printf, 2, 3)))
-reply_set(struct send_result *out, const char *fmt, ...)
-{
-	va_list	ap;
-
-	va_start(ap, fmt);
-	vsnprintf(out->reply, sizeof(out->reply), fmt, ap);
-	va_end(ap);
-}
-
 static int
 send_refuse(struct send_result *out, const char *why)
 {
 	out->permanent = true;
 	log_warnx("smtp: not sent: %s", why);
-	reply_set(out, "not sent: %s", why);
+	smtp_reply_set(out, "not sent: %s", why);
 	return R_SKIP;
 }
 
@@ -1282,11 +1271,11 @@ mailer_send(const struct conf *conf, const char *const *rcpts, const char *msg,
 	if (netreq_call(F_SMTP, &req, F_SMTP_DONE, job.timeout_sec * 2, &fields, &r,
 	    err, sizeof(err)) == -1) {
 		/* Not the server's answer: try again later. */
-		reply_set(out, "not sent: %s", err);
+		smtp_reply_set(out, "not sent: %s", err);
 		log_warnx("smtp: %s: %s (will retry)", conf->smtp.url, out->reply);
 		ret = R_RETRY;
 	} else if ((ret = smtp_result_get(&r, out)) == -1) {
-		reply_set(out, "not sent: a malformed answer from ipcased-send");
+		smtp_reply_set(out, "not sent: a malformed answer from ipcased-send");
 		log_warnx("smtp: %s (will retry)", out->reply);
 		ret = R_RETRY;
 	}

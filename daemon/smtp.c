@@ -14,6 +14,7 @@
 
 #include <curl/curl.h>
 
+#include "frame.h"
 #include "log.h"
 
 #define SMTP_CONNECT_TIMEOUT	15L
@@ -62,17 +63,6 @@ debug_cb(CURL *c, curl_infotype type, char *data, size_t size, void *ud)
 	if (sl->last[0] == '4' || sl->last[0] == '5')
 		memcpy(sl->error, sl->last, n + 1);
 	return 0;
-}
-
-/* The reply kept on the outbox row; a long one is cut (the log line has it whole). */
-static void __attribute__((format(printf, 2, 3)))
-reply_set(struct send_result *out, const char *fmt, ...)
-{
-	va_list	ap;
-
-	va_start(ap, fmt);
-	vsnprintf(out->reply, sizeof(out->reply), fmt, ap);
-	va_end(ap);
 }
 
 static bool
@@ -151,14 +141,14 @@ smtp_send(const struct smtp_job *job, struct send_result *out)
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	out->smtp_code = code;
 	if (res == CURLE_OK) {
-		reply_set(out, "%s", sl.last[0] != '\0' ? sl.last : "250 ok");
+		smtp_reply_set(out, "%s", sl.last[0] != '\0' ? sl.last : "250 ok");
 		log_info("smtp: sent to %zu recipient%s: %s", n, n == 1 ? "" : "s",
 		    out->reply);
 		ret = R_OK;
 		goto out;
 	}
 	server = sl.error[0] != '\0' ? sl.error : sl.last;
-	reply_set(out, "%s (curl %d)%s%s",
+	smtp_reply_set(out, "%s (curl %d)%s%s",
 	    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(res), (int)res,
 	    server[0] != '\0' ? "; server: " : "", server);
 	if (curl_code_is_permanent(res) || (code >= 500 && code <= 599)) {

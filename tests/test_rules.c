@@ -103,19 +103,12 @@ join(char **v)
 
 /* ---- Config errors --------------------------------------------------- */
 
-/*
- * Loads a config whose rules file is rules_text and returns what was printed
- * on stderr; *ok is whether rules_load() succeeded.
- */
+/* A scratch dir (filled in) with r.conf holding rules_text and main.conf including it; returns main.conf's path. */
 static char *
-load_errors(const char *rules_text, bool *ok)
+write_rules_conf(char *dir, const char *rules_text)
 {
-	char		 dir[] = "/tmp/test_rules.XXXXXX", *path, *out;
-	struct conf	*conf;
-	struct rules	*r;
-	FILE		*f;
-	int		 saved, fd;
-	size_t		 len;
+	char	*path;
+	FILE	*f;
 
 	assert_non_null(mkdtemp(dir));
 	path = xasprintf("%s/r.conf", dir);
@@ -127,6 +120,23 @@ load_errors(const char *rules_text, bool *ok)
 	assert_non_null(f = fopen(path, "w"));
 	fputs(base_conf, f);
 	fclose(f);
+	return path;
+}
+
+/*
+ * Loads a config whose rules file is rules_text and returns what was printed
+ * on stderr; *ok is whether rules_load() succeeded.
+ */
+static char *
+load_errors(const char *rules_text, bool *ok)
+{
+	char		 dir[] = "/tmp/test_rules.XXXXXX", *path, *out;
+	struct conf	*conf;
+	struct rules	*r;
+	int		 saved, fd;
+	size_t		 len;
+
+	path = write_rules_conf(dir, rules_text);
 	out = xasprintf("%s/stderr", dir);
 	fflush(stderr);
 	saved = dup(STDERR_FILENO);
@@ -655,20 +665,10 @@ test_prescreen_literals_odd_patterns(void **state)
 	char		 dir[] = "/tmp/test_rules.XXXXXX", *path;
 	struct conf	*conf;
 	struct rules	*r;
-	FILE		*fp;
 	size_t		 i;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	path = xasprintf("%s/r.conf", dir);
-	assert_non_null(fp = fopen(path, "w"));
-	fputs(rules_text, fp);
-	fclose(fp);
-	free(path);
-	path = xasprintf("%s/main.conf", dir);
-	assert_non_null(fp = fopen(path, "w"));
-	fputs(base_conf, fp);
-	fclose(fp);
+	path = write_rules_conf(dir, rules_text);
 	assert_non_null(conf = conf_load(path));
 	assert_non_null(r = rules_load(conf));
 	for (i = 0; i < NELEM(subjects); i++)
