@@ -74,7 +74,8 @@ token_request(const struct token_job *job, struct token_reply *out)
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	if ((rc = curl_easy_perform(c)) != CURLE_OK) {
-		snprintf(out->err, sizeof(out->err), "token endpoint: %s",
+		/* curl's text is at most CURL_ERROR_SIZE (256): cut to fit the answer. */
+		snprintf(out->err, sizeof(out->err), "token endpoint: %.200s",
 		    cerr[0] ? cerr : curl_easy_strerror(rc));
 		goto out;
 	}
