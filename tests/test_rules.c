@@ -18,6 +18,7 @@
 #include "mime.h"
 #include "rules.h"
 #include "util.h"
+#include "testutil.h"
 
 /* The shipped rules, loaded once through the corpus test config. */
 static struct conf	*samples_conf;
@@ -681,12 +682,8 @@ test_prescreen_literals_odd_patterns(void **state)
 	assert_false(rules_prescreen_subject(r, "ex", false));
 	rules_free(r);
 	conf_free(conf);
-	unlink(path);
 	free(path);
-	path = xasprintf("%s/r.conf", dir);
-	unlink(path);
-	free(path);
-	rmdir(dir);
+	testutil_rm_tree(dir);
 }
 
 /* ---- Match limits ---------------------------------------------------- */
@@ -742,12 +739,8 @@ test_match_limit(void **state)
 	free(text);
 	rules_free(r);
 	conf_free(conf);
-	unlink(path);
 	free(path);
-	path = xasprintf("%s/r.conf", dir);
-	unlink(path);
-	free(path);
-	rmdir(dir);
+	testutil_rm_tree(dir);
 }
 
 /* ---- Reasons, unverified mail, links, built-in defaults ---------------- */
