@@ -1179,14 +1179,6 @@ smtp_url(const struct conf *conf)
 	return xasprintf("%s%s%s", url, url[strlen(url) - 1] == '/' ? "" : "/", dom);
 }
 
-static char *
-conf_file(const struct conf *conf, const char *path)
-{
-	if (path[0] == '/' || conf->dir == NULL)
-		return xstrdup(path);
-	return xasprintf("%s/%s", conf->dir, path);
-}
-
 /* The message must be LF-only text with lines curl can send (CURLOPT_CRLF converts). */
 static const char *
 message_check(const char *msg, size_t len)
@@ -1257,7 +1249,7 @@ mailer_send(const struct conf *conf, const char *const *rcpts, const char *msg,
 		job.user = xstrdup(conf->smtp.user);
 	}
 	job.url = smtp_url(conf);
-	job.ca_file = conf->smtp.ca_file != NULL ? conf_file(conf, conf->smtp.ca_file) : NULL;
+	job.ca_file = conf_path(conf, conf->smtp.ca_file);
 	job.from = xstrdup(conf->smtp.from);
 	job.rcpts = xcalloc(i + 1, sizeof(*job.rcpts));
 	for (i = 0; rcpts[i] != NULL; i++)
