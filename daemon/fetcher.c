@@ -1,9 +1,10 @@
 /*
- * fetcher.c — the child process of one account.  It alone talks to the IMAP
- * server and parses what it sends (IMAP through libetpan, MIME through
- * message.c), so a hostile or broken server can at worst kill this process:
- * Debian's libetpan 1.9.4 crashes on a 31-byte greeting.  It holds no
- * database, no SMTP credentials, and reads no file after the fork.
+ * fetcher.c — the process of one account (ipcased-fetch).  It alone talks to
+ * the IMAP server and parses what it sends (IMAP through libetpan, MIME
+ * through mime.c), so a hostile or broken server can at worst kill this
+ * process: Debian's libetpan 1.9.4 crashes on a 31-byte greeting.  It holds
+ * no database and no SMTP credentials; its settings and password come over
+ * its socket, and the only file it opens is the account's CA file.
  */
 #include "fetcher.h"
 

@@ -76,6 +76,7 @@ tap_ok $? "ipcase list --all --json and show CASE --json exit 0 for every case" 
 # The assertions on the cases.  Prints "ok - " / "not ok - " lines for tap_feed
 # and writes story.env (case numbers) and a1_order.txt (the story's mails in
 # timeline order) for the export checks below.
+export PYTHONPATH=$PWD/tests/lib	# tapcheck.py
 cat >"$DIR/check_story.py" <<'PY'
 import datetime
 import email.parser
@@ -85,23 +86,13 @@ import hashlib
 import json
 import os
 import sys
+from tapcheck import report, status
 
 story, work = sys.argv[1], sys.argv[2]
 CIDS = {"A1": "17340028815", "A2": "17355190462", "B": "18822960417",
         "F": "16637702951", "L": "15519086634", "O": "19904417328"}
 WHAT = {"A1": "the story", "A2": "the repeat complaint", "B": "the unrelated complaint",
         "F": "the free-mail owner", "L": "the look-alike owner", "O": "the seller's own report"}
-failed = 0
-
-
-def report(ok, what, details=()):
-    global failed
-    print(("ok - " if ok else "not ok - ") + what)
-    if not ok:
-        failed += 1
-        for d in details:
-            print("#   " + str(d)[:300])
-    return ok
 
 
 def iso(dt):
@@ -287,7 +278,7 @@ with open(os.path.join(work, "story.env"), "w") as fh:
 with open(os.path.join(work, "a1_order.txt"), "w") as fh:
     for p in order:
         fh.write("%s\t%s\n" % (p["file"], p["date"]))
-sys.exit(1 if failed else 0)
+sys.exit(status())
 PY
 tap_feed_cmd "cases checked against the story" "$PY" "$DIR/check_story.py" "$STORY" "$DIR"
 

@@ -80,17 +80,10 @@ want() {
 # ---- helpers ----------------------------------------------------------------
 
 # The checks, in one Python file: each prints "ok - what" / "not ok - what" lines.
+export PYTHONPATH=$PWD/tests/lib	# tapcheck.py
 cat >"$W/check.py" <<'PY'
 import json, os, re, sqlite3, sys
-
-failed = 0
-def report(ok, what, details=()):
-    global failed
-    print(("ok - " if ok else "not ok - ") + what)
-    if not ok:
-        failed += 1
-        for d in list(details)[:20]:
-            print("#   " + str(d))
+from tapcheck import report, status
 
 def norm(mid):
     return (mid or "").strip().strip("<>")
@@ -245,7 +238,7 @@ def cmd_listjson(path, want):
            % (len(cases), want))
 
 getattr(sys.modules[__name__], "cmd_" + sys.argv[1])(*sys.argv[2:])
-sys.exit(1 if failed else 0)
+sys.exit(status())
 PY
 
 check() {	# check WHAT ARGS...: the Python checks, numbered into this script's output

@@ -17,22 +17,12 @@ import json
 import os
 import re
 import sys
+from tapcheck import report, status
 
 OPENING = ("ip_notice", "apex", "account_warning", "report_confirmation")
 FOLLOW_UP = ("retraction", "reinstatement", "correspondence", "appeal_decision")
 FIELDS = ("kind", "marketplace", "infringement_type", "complaint_id", "asins",
           "rights_owner_name", "rights_owner_email", "deadline_days")
-
-failed = 0
-
-
-def report(ok, what, details=()):
-    global failed
-    print(("ok - " if ok else "not ok - ") + what)
-    if not ok:
-        failed += 1
-        for d in details:
-            print("#   " + d)
 
 
 def dash(v):
@@ -305,7 +295,7 @@ def main(argv):
     else:
         sys.stderr.write(__doc__)
         return 2
-    return 1 if failed else 0
+    return status()
 
 
 if __name__ == "__main__":
