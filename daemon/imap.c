@@ -846,15 +846,45 @@ uid_wanted(const uint32_t *uids, size_t n, uint32_t uid)
 	return bsearch(&uid, uids, n, sizeof(*uids), uid_cmp) != NULL;
 }
 
+/* One FETCH's headers, handed on as the parser meets them (header_att_seen). */
+struct header_stream {
+	const uint32_t	*uids;
+	size_t		 n;
+	imap_header_cb	*cb;
+	void		*arg;
+	size_t		 seen;
+};
+
+static void
+header_att_seen(struct mailimap_msg_att *att, void *arg)
+{
+	struct header_stream	*hs = arg;
+	struct fetched		 f;
+
+	fetched_parse(att, &f);
+	/* Unsolicited FETCH (flag changes) carry no header block. */
+	if (f.uid == 0 || f.body == NULL || !uid_wanted(hs->uids, hs->n, f.uid))
+		return;
+	hs->seen++;
+	hs->cb(f.uid, f.size, f.body, f.len, hs->arg);
+}
+
+static void
+no_progress(size_t current, size_t maximum, void *arg)
+{
+	(void)current;
+	(void)maximum;
+	(void)arg;
+}
+
 enum result
 imap_fetch_headers(struct imap_session *s, const uint32_t *uids, size_t n,
     imap_header_cb *cb, void *arg)
 {
 	struct mailimap_fetch_type *ft;
 	struct mailimap_set *set;
-	struct fetched	 f;
+	struct header_stream hs;
 	clist		*res;
-	clistiter	*it;
 	size_t		 off, batch;
 	enum result	 ret = R_OK;
 	int		 r;
@@ -868,19 +898,14 @@ imap_fetch_headers(struct imap_session *s, const uint32_t *uids, size_t n,
 		batch = n - off < IMAP_FETCH_BATCH ? n - off : IMAP_FETCH_BATCH;
 		set = uid_set_new(uids + off, batch);
 		res = NULL;
+		hs = (struct header_stream){ uids + off, batch, cb, arg, 0 };
+		mailimap_set_progress_callback(s->imap, NULL, no_progress, NULL);
+		mailimap_set_msg_att_handler(s->imap, header_att_seen, &hs);
 		r = mailimap_uid_fetch(s->imap, set, ft, &res);
+		mailimap_set_msg_att_handler(s->imap, NULL, NULL);
+		mailimap_set_progress_callback(s->imap, NULL, NULL, NULL);
 		if (r != MAILIMAP_NO_ERROR)
 			ret = imap_fail(s, "UID FETCH headers", r, R_RETRY);
-		else {
-			for (it = clist_begin(res); it != NULL; it = clist_next(it)) {
-				fetched_parse(clist_content(it), &f);
-				/* Unsolicited FETCH (flag changes) carry no header block. */
-				if (f.uid == 0 || f.body == NULL ||
-				    !uid_wanted(uids + off, batch, f.uid))
-					continue;
-				cb(f.uid, f.size, f.body, f.len, arg);
-			}
-		}
 		if (res != NULL)
 			mailimap_fetch_list_free(res);
 		mailimap_set_free(set);
