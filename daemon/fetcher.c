@@ -82,13 +82,18 @@ send_or_die(struct fetcher_ctx *f, enum frame_type type, struct buf *b)
 		flush_or_die(f);
 }
 
-/* The F_HEADER frames of one batch, decoded but not sent yet. */
+/* A header batch sent to the parent and not finished by it yet. */
 struct header_batch {
-	struct buf	 frames;
 	uint32_t	 count;
 	uint32_t	 high;		/* highest UID of the batch */
 	uint32_t	*uids;		/* count UIDs, and the RFC822.SIZE of each */
 	uint32_t	*sizes;
+};
+
+/* The batches in flight, oldest first: the parent's F_WANT is about the oldest. */
+struct in_flight {
+	struct header_batch	 b[SYNC_BATCHES_IN_FLIGHT];
+	size_t			 first, n;
 };
 
 /*
@@ -99,19 +104,16 @@ struct header_batch {
 #define FETCHER_GROUP_BYTES	(1024 * 1024)
 #define FETCHER_GROUP_MAX	64
 
-static void
-header_batch_free(struct header_batch *hb)
-{
-	buf_free(&hb->frames);
-	free(hb->uids);
-	free(hb->sizes);
-	memset(hb, 0, sizeof(*hb));
-}
+struct header_sink {
+	struct fetcher_ctx	*f;
+	struct header_batch	*hb;
+};
 
 static void
 on_header(uint32_t uid, uint32_t size, const char *hdr, size_t len, void *arg)
 {
-	struct header_batch	*hb = arg;
+	struct header_sink	*sink = arg;
+	struct header_batch	*hb = sink->hb;
 	struct message		*m = message_parse(hdr, len, true, false);
 	struct buf		 b = { 0 };
 
@@ -119,13 +121,7 @@ on_header(uint32_t uid, uint32_t size, const char *hdr, size_t len, void *arg)
 	buf_put_u32(&b, size);
 	message_serialize(m, &b);
 	message_free(m);
-	if (frame_append(&hb->frames, F_HEADER, &b) == -1)
-		_exit(FETCHER_EXIT_RETRY);
-	buf_free(&b);
-	if (hb->uids == NULL) {
-		hb->uids = xreallocarray(NULL, IMAP_FETCH_BATCH, sizeof(*hb->uids));
-		hb->sizes = xreallocarray(NULL, IMAP_FETCH_BATCH, sizeof(*hb->sizes));
-	}
+	send_or_die(sink->f, F_HEADER, &b);
 	if (hb->count < IMAP_FETCH_BATCH) {	/* imap.c passes only the UIDs asked for */
 		hb->uids[hb->count] = uid;
 		hb->sizes[hb->count] = size;
@@ -133,19 +129,28 @@ on_header(uint32_t uid, uint32_t size, const char *hdr, size_t len, void *arg)
 	hb->count++;
 }
 
+/* Fetches the headers of m UIDs and sends them to the parent as one batch. */
 static void
-fetch_batch(struct fetcher_ctx *f, const uint32_t *uids, size_t m, struct header_batch *hb)
+send_batch(struct fetcher_ctx *f, const uint32_t *uids, size_t m, struct header_batch *hb)
 {
-	enum result	res;
+	struct header_sink	 sink = { f, hb };
+	struct buf		 b = { 0 };
+	enum result		 res;
 
-	hb->frames.len = 0;
+	if (hb->uids == NULL) {
+		hb->uids = xreallocarray(NULL, IMAP_FETCH_BATCH, sizeof(*hb->uids));
+		hb->sizes = xreallocarray(NULL, IMAP_FETCH_BATCH, sizeof(*hb->sizes));
+	}
 	hb->count = 0;
 	hb->high = uids[m - 1];
-	if ((res = imap_fetch_headers(f->imap, uids, m, on_header, hb)) != R_OK)
+	if ((res = imap_fetch_headers(f->imap, uids, m, on_header, &sink)) != R_OK)
 		fetcher_fail(f, res, "UID FETCH headers");
+	buf_put_u32(&b, hb->high);
+	buf_put_u32(&b, hb->count);
+	send_or_die(f, F_BATCH, &b);
 }
 
-/* Waits for the parent's F_WANT after a header batch; returns the UIDs wanted. */
+/* Reads the parent's next F_WANT; returns the UIDs wanted, NULL when it wants none. */
 static uint32_t *
 recv_want(struct fetcher_ctx *f, size_t *n)
 {
@@ -172,6 +177,15 @@ recv_want(struct fetcher_ctx *f, size_t *n)
 	if (r.bad)
 		fetcher_fail(f, R_RETRY, "malformed F_WANT from the parent");
 	return uids;
+}
+
+/* Has the parent written something we have not read (an F_WANT)? */
+static bool
+parent_waiting(int fd)
+{
+	struct pollfd	pfd = { fd, POLLIN, 0 };
+
+	return poll(&pfd, 1, 0) > 0;
 }
 
 static int
@@ -231,15 +245,38 @@ fetch_bodies(struct fetcher_ctx *f, const struct header_batch *hb, uint32_t *uid
 	send_or_die(f, F_BODIES_DONE, &b);
 }
 
+/*
+ * Answers the parent's next F_WANT about the oldest batch in flight: its
+ * bodies, or, when it wants none, the batch is finished and leaves.
+ * Returns the highest UID of a finished batch, 0 otherwise.
+ */
+static uint32_t
+serve_want(struct fetcher_ctx *f, struct in_flight *fl)
+{
+	struct header_batch	*hb = &fl->b[fl->first];
+	uint32_t		*want, high;
+	size_t			 n;
+
+	if ((want = recv_want(f, &n)) != NULL) {
+		fetch_bodies(f, hb, want, n);
+		free(want);
+		return 0;
+	}
+	high = hb->high;
+	fl->first = (fl->first + 1) % NELEM(fl->b);
+	fl->n--;
+	return high;
+}
+
 static void
 do_sync(struct fetcher_ctx *f, struct reader *r)
 {
 	struct imap_folder	 st;
-	struct header_batch	 cur = { { NULL, 0, 0 }, 0, 0, NULL, NULL }, next = cur;
+	struct in_flight	 fl;
 	struct buf		 b = { 0 };
-	uint32_t		*uids = NULL, *want, known, last, high;
+	uint32_t		*uids = NULL, known, last, high, done;
 	uint64_t		 since;
-	size_t			 n = 0, i, m, nwant;
+	size_t			 n = 0, next, m, i;
 	enum result		 res;
 	char			*folder;
 	bool			 reset;
@@ -282,36 +319,29 @@ do_sync(struct fetcher_ctx *f, struct reader *r)
 			fetcher_fail(f, res, "UID SEARCH");
 	}
 	/*
-	 * Pipelined: while the parent judges batch k, this process already
-	 * fetches and decodes the headers of batch k+1, so the two processes
-	 * work side by side instead of in turns.
+	 * Pipelined: the parent judges and records one batch while this
+	 * process fetches the headers of the next ones, so the two processes
+	 * (and the server) work side by side instead of in turns.  Bodies the
+	 * parent waits for come before more headers; a batch leaves when the
+	 * parent wants nothing more from it (a notice in a batch can make a
+	 * later message of it, the rights owner's reply, a candidate).
 	 */
-	if (n > 0)
-		fetch_batch(f, uids, n < IMAP_FETCH_BATCH ? n : IMAP_FETCH_BATCH, &next);
-	for (i = 0; i < n; i += m) {
-		m = n - i < IMAP_FETCH_BATCH ? n - i : IMAP_FETCH_BATCH;
-		cur = next;
-		memset(&next, 0, sizeof(next));
-		buf_append(&f->out, cur.frames.data, cur.frames.len);
-		buf_put_u32(&b, cur.high);
-		buf_put_u32(&b, cur.count);
-		send_or_die(f, F_BATCH, &b);
-		if (i + m < n)
-			fetch_batch(f, uids + i + m, n - i - m < IMAP_FETCH_BATCH ?
-			    n - i - m : IMAP_FETCH_BATCH, &next);
-		/*
-		 * The parent may ask again after each round: a notice in this
-		 * batch can make a later message of the batch (the rights
-		 * owner's reply) a candidate.  An empty F_WANT ends the batch.
-		 */
-		while ((want = recv_want(f, &nwant)) != NULL) {
-			fetch_bodies(f, &cur, want, nwant);
-			free(want);
+	memset(&fl, 0, sizeof(fl));
+	for (next = 0; next < n || fl.n > 0;) {
+		if (fl.n > 0 && (fl.n == NELEM(fl.b) || next >= n || parent_waiting(f->fd))) {
+			if ((done = serve_want(f, &fl)) != 0)
+				high = done;
+			continue;
 		}
-		high = cur.high;
-		header_batch_free(&cur);
+		m = n - next < IMAP_FETCH_BATCH ? n - next : IMAP_FETCH_BATCH;
+		send_batch(f, uids + next, m, &fl.b[(fl.first + fl.n) % NELEM(fl.b)]);
+		fl.n++;
+		next += m;
 	}
-	header_batch_free(&next);
+	for (i = 0; i < NELEM(fl.b); i++) {
+		free(fl.b[i].uids);
+		free(fl.b[i].sizes);
+	}
 	free(uids);
 	buf_put_str(&b, folder);
 	buf_put_u32(&b, st.uidvalidity);

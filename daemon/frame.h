@@ -22,7 +22,8 @@ enum frame_type {
 	/* parent -> fetcher */
 	F_SETUP = 1,	/* the account (frame_put_account), str secret: first frame, once */
 	F_SYNC,		/* str folder, u32 known uidvalidity, u32 last uid, u64 since (0 = all) */
-	F_WANT,		/* u32 n, n x u32 uid: bodies wanted from the last header batch */
+	F_WANT,		/* u32 n, n x u32 uid: bodies wanted from the oldest unfinished
+			   header batch; n = 0 finishes it (its effects are committed) */
 	F_IDLE,		/* str folder, u32 seconds: wait in IDLE (or sleep without IDLE) */
 	F_WAKE,		/* leave IDLE now */
 	F_QUIT,
@@ -43,6 +44,14 @@ enum frame_type {
 	F_SMTP_DONE = 48,	/* smtp_result_put() */
 	F_TOKEN_DONE		/* token_reply_put() */
 };
+
+/*
+ * Header batches a fetcher may have sent that the parent has not finished:
+ * the one being judged and two more.  With fewer, the fetcher would wait
+ * while the parent records a batch, the server idle; each batch waiting
+ * costs the parent its decoded headers in memory.
+ */
+#define SYNC_BATCHES_IN_FLIGHT	3
 
 /* Largest frame: a whole message (MESSAGE_MAX_BYTES) with its decoded text. */
 #define FRAME_MAX	(64u * 1024 * 1024)

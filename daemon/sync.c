@@ -54,6 +54,14 @@ struct batch_item {
 	bool		 rules_want;	/* ... and wants its body */
 };
 
+/* One header batch: judged in order, the first while the others wait. */
+struct batch {
+	struct batch_item	*items;		/* IMAP_FETCH_BATCH long once allocated */
+	size_t			 n;
+	uint32_t		 high;		/* highest UID, from F_BATCH */
+	bool			 complete;	/* F_BATCH received */
+};
+
 struct account {
 	const struct conf_account *acct;
 	struct sync		*sync;
@@ -69,9 +77,8 @@ struct account {
 	bool			 has_idle;
 	uint32_t		 uidvalidity;		/* of the folder being synced */
 	bool			 in_txn;
-	struct batch_item	*batch;
-	size_t			 nbatch;
-	uint32_t		 batch_high;
+	struct batch		 batches[SYNC_BATCHES_IN_FLIGHT];	/* [0] is judged first */
+	size_t			 nbatches;
 	int			 failures;		/* consecutive */
 	int64_t			 restart_ms;
 	int64_t			 deadline_ms;		/* kill the fetcher if silent past this */
@@ -106,17 +113,60 @@ jitter(int64_t ms)
 }
 
 static void
+batch_empty(struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		message_free(b->items[i].headers);
+		message_free(b->items[i].full);
+	}
+	b->n = 0;
+	b->high = 0;
+	b->complete = false;
+}
+
+static void
 batch_clear(struct account *a)
 {
-	size_t	i;
-
-	for (i = 0; i < a->nbatch; i++) {
-		message_free(a->batch[i].headers);
-		message_free(a->batch[i].full);
+	for (size_t i = 0; i < NELEM(a->batches); i++) {
+		batch_empty(&a->batches[i]);
+		free(a->batches[i].items);
+		a->batches[i].items = NULL;
 	}
-	free(a->batch);
-	a->batch = NULL;
-	a->nbatch = 0;
+	a->nbatches = 0;
+}
+
+/* The batch being judged, or NULL while its headers are still coming. */
+static struct batch *
+batch_judged(struct account *a)
+{
+	return a->nbatches > 0 && a->batches[0].complete ? &a->batches[0] : NULL;
+}
+
+/* The batch the next F_HEADER belongs to; NULL when the fetcher sent too many. */
+static struct batch *
+batch_incoming(struct account *a)
+{
+	struct batch	*b;
+
+	if (a->nbatches > 0 && !a->batches[a->nbatches - 1].complete)
+		return &a->batches[a->nbatches - 1];
+	if (a->nbatches == NELEM(a->batches))
+		return NULL;
+	b = &a->batches[a->nbatches++];
+	if (b->items == NULL)
+		b->items = xreallocarray(NULL, IMAP_FETCH_BATCH, sizeof(*b->items));
+	return b;
+}
+
+/* The first batch is done: the next one moves up, keeping its memory for reuse. */
+static void
+batch_retire(struct account *a)
+{
+	struct batch	done = a->batches[0];
+
+	batch_empty(&done);
+	memmove(&a->batches[0], &a->batches[1], (a->nbatches - 1) * sizeof(done));
+	a->batches[--a->nbatches] = done;
 }
 
 static int64_t
@@ -451,6 +501,7 @@ static void
 on_header(struct account *a, struct reader *r)
 {
 	struct batch_item	*it;
+	struct batch		*b;
 	uint32_t		 uid = rd_u32(r), size = rd_u32(r);
 	struct message		*m = message_deserialize(r);
 
@@ -459,14 +510,12 @@ on_header(struct account *a, struct reader *r)
 		account_down(a, R_RETRY, "malformed F_HEADER");
 		return;
 	}
-	if (a->nbatch >= IMAP_FETCH_BATCH) {
+	if ((b = batch_incoming(a)) == NULL || b->n >= IMAP_FETCH_BATCH) {
 		message_free(m);
-		account_down(a, R_RETRY, "fetcher sent more headers than a batch holds");
+		account_down(a, R_RETRY, "fetcher sent more headers than it may have in flight");
 		return;
 	}
-	if (a->batch == NULL)	/* a batch is at most IMAP_FETCH_BATCH long (above) */
-		a->batch = xreallocarray(NULL, IMAP_FETCH_BATCH, sizeof(*a->batch));
-	it = &a->batch[a->nbatch++];
+	it = &b->items[b->n++];
 	memset(it, 0, sizeof(*it));
 	it->uid = uid;
 	it->size = size;
@@ -490,16 +539,16 @@ is_candidate(struct account *a, struct batch_item *it)
 
 /* Asks for the bodies of the candidates not asked yet; an empty F_WANT ends the batch. */
 static size_t
-ask_bodies(struct account *a)
+ask_bodies(struct account *a, struct batch *bt)
 {
 	struct buf	b = { 0 }, uids = { 0 };
 	size_t		i, n = 0;
 
-	for (i = 0; i < a->nbatch; i++) {
-		if (a->batch[i].asked || !is_candidate(a, &a->batch[i]))
+	for (i = 0; i < bt->n; i++) {
+		if (bt->items[i].asked || !is_candidate(a, &bt->items[i]))
 			continue;
-		a->batch[i].asked = true;
-		buf_put_u32(&uids, a->batch[i].uid);
+		bt->items[i].asked = true;
+		buf_put_u32(&uids, bt->items[i].uid);
 		n++;
 	}
 	buf_put_u32(&b, (uint32_t)n);
@@ -510,38 +559,57 @@ ask_bodies(struct account *a)
 	return n;
 }
 
-/* Saves the folder's progress with the batch's effects: one transaction. */
+static void batch_judge(struct account *);
+
+/*
+ * Saves the folder's progress with the batch's effects: one transaction.
+ * Then the next batch, if its headers are all here.
+ */
 static void
-commit_batch(struct account *a)
+commit_batch(struct account *a, struct batch *b)
 {
 	if (store_folder_set(a->sync->store, a->acct->name, a->folders[a->folder],
-	    a->uidvalidity, a->batch_high) == -1 || store_commit(a->sync->store) == -1) {
+	    a->uidvalidity, b->high) == -1 || store_commit(a->sync->store) == -1) {
 		account_down(a, R_RETRY, "database error saving progress");
 		return;
 	}
 	a->in_txn = false;
-	a->messages += a->nbatch;
-	batch_clear(a);
+	a->messages += b->n;
+	batch_retire(a);
 	account_progress(a);
+	if (batch_judged(a) != NULL)
+		batch_judge(a);
 }
 
+/* The first batch is complete: its transaction starts, its candidates' bodies are asked for. */
 static void
-on_batch(struct account *a, struct reader *r)
+batch_judge(struct account *a)
 {
-	uint32_t	high = rd_u32(r), count = rd_u32(r);
+	struct batch	*b = batch_judged(a);
 
-	if (r->bad || count != a->nbatch) {
-		account_down(a, R_RETRY, "malformed F_BATCH");
-		return;
-	}
-	a->batch_high = high;
 	if (store_begin(a->sync->store) == -1) {
 		account_down(a, R_RETRY, "database busy or failing");
 		return;
 	}
 	a->in_txn = true;
-	if (ask_bodies(a) == 0 && a->state == A_SYNCING)
-		commit_batch(a);
+	if (ask_bodies(a, b) == 0 && a->state == A_SYNCING)
+		commit_batch(a, b);
+}
+
+static void
+on_batch(struct account *a, struct reader *r)
+{
+	uint32_t	 high = rd_u32(r), count = rd_u32(r);
+	struct batch	*b = batch_incoming(a);
+
+	if (r->bad || b == NULL || count != b->n) {
+		account_down(a, R_RETRY, "malformed F_BATCH");
+		return;
+	}
+	b->high = high;
+	b->complete = true;
+	if (b == &a->batches[0])
+		batch_judge(a);
 }
 
 static void
@@ -549,6 +617,7 @@ on_message(struct account *a, struct reader *r)
 {
 	uint32_t	 uid = rd_u32(r);
 	struct message	*m = message_deserialize(r);
+	struct batch	*b = batch_judged(a);
 	size_t		 i;
 
 	if (m == NULL || r->bad) {
@@ -556,9 +625,9 @@ on_message(struct account *a, struct reader *r)
 		account_down(a, R_RETRY, "malformed F_MESSAGE");
 		return;
 	}
-	for (i = 0; i < a->nbatch; i++) {
-		if (a->batch[i].uid == uid && a->batch[i].asked && a->batch[i].full == NULL) {
-			a->batch[i].full = m;
+	for (i = 0; b != NULL && i < b->n; i++) {
+		if (b->items[i].uid == uid && b->items[i].asked && b->items[i].full == NULL) {
+			b->items[i].full = m;
 			return;
 		}
 	}
@@ -602,17 +671,22 @@ ingest(struct account *a, struct batch_item *it)
 static void
 on_bodies_done(struct account *a)
 {
-	size_t	i;
+	struct batch	*b = batch_judged(a);
+	size_t		 i;
 
-	for (i = 0; i < a->nbatch && a->state == A_SYNCING; i++)
-		if (a->batch[i].full != NULL && !a->batch[i].ingested)
-			ingest(a, &a->batch[i]);
+	if (b == NULL) {
+		account_down(a, R_RETRY, "fetcher sent bodies with no batch asking");
+		return;
+	}
+	for (i = 0; i < b->n && a->state == A_SYNCING; i++)
+		if (b->items[i].full != NULL && !b->items[i].ingested)
+			ingest(a, &b->items[i]);
 	if (a->state != A_SYNCING)
 		return;
 	/* What this round recorded may make more of the batch relevant. */
-	if (ask_bodies(a) > 0 || a->state != A_SYNCING)
+	if (ask_bodies(a, b) > 0 || a->state != A_SYNCING)
 		return;
-	commit_batch(a);
+	commit_batch(a, b);
 }
 
 static void
@@ -621,7 +695,8 @@ on_sync_done(struct account *a, struct reader *r)
 	char		*folder = rd_str(r);
 	uint32_t	 uidvalidity = rd_u32(r), high = rd_u32(r), known_uv = 0, known_last = 0;
 
-	if (r->bad || folder == NULL) {
+	/* A batch not finished would have its effects and progress lost. */
+	if (r->bad || folder == NULL || a->nbatches > 0) {
 		free(folder);
 		account_down(a, R_RETRY, "malformed F_SYNC_DONE");
 		return;
