@@ -482,18 +482,49 @@ skeleton_has_brand(const char *s)
 	return yes;
 }
 
+/*
+ * Does text (a domain or a display name) read as "amazon" once folded?
+ * Every message's sender is judged before its body is fetched, and a
+ * mailbox's senders repeat, so the latest answers are kept in a small
+ * direct-mapped table; a longer text is judged afresh each time.
+ */
+#define BRAND_MEMO_SLOTS	256
+#define BRAND_MEMO_TEXT		64
+
+static bool
+claims_brand(const char *text)
+{
+	static struct {
+		char	text[BRAND_MEMO_TEXT];
+		bool	used, yes;
+	}		 memo[BRAND_MEMO_SLOTS];
+	size_t		 len = strlen(text), i;
+	uint32_t	 h = 2166136261u;	/* FNV-1a */
+	char		*s;
+	bool		 yes;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ (unsigned char)text[i]) * 16777619u;
+	i = h % BRAND_MEMO_SLOTS;
+	if (len < BRAND_MEMO_TEXT && memo[i].used && strcmp(memo[i].text, text) == 0)
+		return memo[i].yes;
+	s = skeleton(text);
+	yes = skeleton_has_brand(s);
+	free(s);
+	if (len < BRAND_MEMO_TEXT) {
+		memcpy(memo[i].text, text, len + 1);
+		memo[i].used = true;
+		memo[i].yes = yes;
+	}
+	return yes;
+}
+
 bool
 domain_is_lookalike(const char *domain, char *const *amazon_domains)
 {
-	char	*s;
-	bool	 ret;
-
 	if (domain == NULL || *domain == '\0' || domain_in_list(domain, amazon_domains))
 		return false;
-	s = skeleton(domain);
-	ret = skeleton_has_brand(s);
-	free(s);
-	return ret;
+	return claims_brand(domain);
 }
 
 /* The domain of the first mail address inside free text (a display name), or NULL; malloc'd. */
@@ -809,7 +840,7 @@ static void
 check_sender(const struct message *m, char *const *amazon_domains, struct auth_verdict *out)
 {
 	const char	*from_domain = NULL, *d;
-	char		 fd[AR_TOKEN_MAX], rd[AR_TOKEN_MAX], *name_domain, *ns;
+	char		 fd[AR_TOKEN_MAX], rd[AR_TOKEN_MAX], *name_domain;
 
 	if (m->from_addr != NULL && (d = address_domain(m->from_addr)) != NULL) {
 		snprintf(fd, sizeof(fd), "%s", d);
@@ -835,13 +866,11 @@ check_sender(const struct message *m, char *const *amazon_domains, struct auth_v
 			}
 			free(name_domain);
 		}
-		ns = skeleton(m->from_name);
-		if (skeleton_has_brand(ns)) {
+		if (claims_brand(m->from_name)) {
 			out->lookalike = true;
 			set_reason(out, "display name claims Amazon over ",
 			    from_domain != NULL ? from_domain : "no address");
 		}
-		free(ns);
 	}
 	if (out->amazon_from && m->reply_to_addr != NULL &&
 	    (d = address_domain(m->reply_to_addr)) != NULL) {

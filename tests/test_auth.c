@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "auth.h"
@@ -352,6 +353,34 @@ test_lookalike_windows(void **state)
 			fail_msg("%s is no look-alike", genuine[i]);
 }
 
+/*
+ * Answers are remembered per text (auth.c claims_brand): many texts that
+ * share the memo's slots, asked twice in another order, keep their answers.
+ */
+static void
+test_lookalike_memo(void **state)
+{
+	char	name[96];
+	int	i, round;
+	bool	fake;
+
+	(void)state;
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < 2000; i++) {
+			int	k = round == 0 ? i : 1999 - i;
+
+			fake = k % 3 == 0;
+			snprintf(name, sizeof(name), fake ? "amaz0n-%d.example" : "shop%d.example", k);
+			if (domain_is_lookalike(name, amazon) != fake)
+				fail_msg("round %d: %s answered %d", round, name, !fake);
+			/* Longer than a memo slot holds: judged afresh, same answers. */
+			snprintf(name, sizeof(name), fake ? "%060d.amaz0n.example" : "%060d.example", k);
+			if (domain_is_lookalike(name, amazon) != fake)
+				fail_msg("round %d: %s answered %d", round, name, !fake);
+		}
+	}
+}
+
 static void
 test_forged_above_own(void **state)
 {
@@ -523,6 +552,7 @@ main(void)
 		cmocka_unit_test(test_authserv_none),
 		cmocka_unit_test(test_findings),
 		cmocka_unit_test(test_links),
+		cmocka_unit_test(test_lookalike_memo),
 	};
 
 	return cmocka_run_group_tests_name("auth", tests, NULL, NULL);
