@@ -2339,32 +2339,45 @@ cand_index_get(struct store *s)
 static bool
 cand_address(const struct cand_index *ci, const char *addr)
 {
-	char		*lower;
+	char		 small[256], *lower;
 	const char	*d;
+	size_t		 len;
 	bool		 yes;
 
 	if (addr == NULL)
 		return false;
-	lower = lower_dup(addr);
+	/* Every message asks this: no allocation for an address of common length. */
+	if ((len = strlen(addr)) < sizeof(small)) {
+		for (size_t i = 0; i <= len; i++)
+			small[i] = (char)tolower((unsigned char)addr[i]);
+		lower = small;
+	} else
+		lower = lower_dup(addr);
 	d = domain_of(lower);
 	/* The hash lookup first: the free-mail list is a walk, and few domains are owners'. */
 	yes = g_hash_table_contains(ci->owners, lower) || (d != NULL &&
 	    g_hash_table_contains(ci->domains, d) && !domain_is_freemail(d));
-	free(lower);
+	if (lower != small)
+		free(lower);
 	return yes;
 }
 
+const struct cand_index *
+cases_candidates(struct store *s)
+{
+	return cand_index_get(s);
+}
+
 bool
-cases_is_candidate(struct store *s, const struct message *h)
+cases_candidate_match(const struct cand_index *ci, const struct message *h)
 {
 	char		 tok[COMMAND_TOKEN_LEN + 1];
-	struct cand_index *ci;
 	char		**words = NULL;
 	size_t		 i, n = 0;
 	bool		 yes = false;
 
 	/* On a database error, fetch the body: a missed notice costs more than a fetch. */
-	if ((ci = cand_index_get(s)) == NULL)
+	if (ci == NULL)
 		return true;
 	/* A reply in a case's thread, or to our own mail (it may be a command). */
 	if (h->in_reply_to != NULL && g_hash_table_contains(ci->msgids, h->in_reply_to))
@@ -2389,6 +2402,12 @@ cases_is_candidate(struct store *s, const struct message *h)
 		yes = g_hash_table_contains(ci->complaints, words[i]);
 	strv_free(words);
 	return yes;
+}
+
+bool
+cases_is_candidate(struct store *s, const struct message *h)
+{
+	return cases_candidate_match(cand_index_get(s), h);
 }
 
 /* ---- the seller's commands ---- */

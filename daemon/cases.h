@@ -43,6 +43,14 @@ enum result	 cases_ingest(struct store *, const struct conf *, const struct msg_
 
 /* Header-only: does this message belong to something the store knows (a case thread, a rights owner, a complaint id)? */
 bool		 cases_is_candidate(struct store *, const struct message *headers);
+/*
+ * The same for many messages in a row: the index is brought up to date once
+ * (cases_candidates(), NULL on a database error, which every message then
+ * passes), valid until the store is next written.
+ */
+struct cand_index;
+const struct cand_index *cases_candidates(struct store *);
+bool		 cases_candidate_match(const struct cand_index *, const struct message *headers);
 
 /* The seller's commands (ipcase).  case_ref is a case number.  0, or -1 with a message printed to stderr. */
 int		 cases_print_list(struct store *, bool all, bool json, FILE *);
