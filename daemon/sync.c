@@ -522,30 +522,39 @@ on_header(struct account *a, struct reader *r)
 	it->headers = m;
 }
 
+/*
+ * A batch is asked again after each round of bodies: the rules' answer
+ * cannot change in between, only what the cases know, so the patterns run
+ * once per message and the cases' index is brought up to date once a round.
+ */
 static bool
-is_candidate(struct account *a, struct batch_item *it)
+is_candidate(struct account *a, struct batch_item *it, const struct cand_index **ci,
+    bool *ci_read)
 {
-	/*
-	 * A batch is asked again after each round of bodies: the rules' answer
-	 * cannot change in between, only what the cases know, so the patterns
-	 * run once per message.
-	 */
 	if (!it->screened) {
 		it->rules_want = rules_prescreen(a->sync->rules, it->headers);
 		it->screened = true;
 	}
-	return it->rules_want || cases_is_candidate(a->sync->store, it->headers);
+	if (it->rules_want)
+		return true;
+	if (!*ci_read) {
+		*ci = cases_candidates(a->sync->store);
+		*ci_read = true;
+	}
+	return cases_candidate_match(*ci, it->headers);
 }
 
 /* Asks for the bodies of the candidates not asked yet; an empty F_WANT ends the batch. */
 static size_t
 ask_bodies(struct account *a, struct batch *bt)
 {
+	const struct cand_index *ci = NULL;
 	struct buf	b = { 0 }, uids = { 0 };
 	size_t		i, n = 0;
+	bool		ci_read = false;
 
 	for (i = 0; i < bt->n; i++) {
-		if (bt->items[i].asked || !is_candidate(a, &bt->items[i]))
+		if (bt->items[i].asked || !is_candidate(a, &bt->items[i], &ci, &ci_read))
 			continue;
 		bt->items[i].asked = true;
 		buf_put_u32(&uids, bt->items[i].uid);
@@ -610,6 +619,9 @@ on_batch(struct account *a, struct reader *r)
 	b->complete = true;
 	if (b == &a->batches[0])
 		batch_judge(a);
+	else
+		log_debug("%s: batch up to UID %u waits behind %zu", a->acct->name, high,
+		    (size_t)(b - a->batches));
 }
 
 static void

@@ -1,9 +1,10 @@
 #!/bin/bash
-# torture.sh — fault injection against real servers: SIGKILLs at random moments and at random fsyncs while ipcased ingests 1,000 messages, Dovecot restarts, SMTP down, database locked, disk full, clock steps.
+# torture.sh — fault injection against real servers: SIGKILLs at random moments and at random fsyncs while ipcased ingests 1,000 messages, Dovecot restarts, a scan of many header batches, SMTP down, database locked, disk full, clock steps.
 #
 #   KILLS=N          SIGKILLs that must land in the kill loop (default 100;
 #                    tests/t_torture.sh, run by `make check`, uses 10)
-#   FAULTS="..."     phases to run, default all: kills restart smtp lock diskfull clock
+#   FAULTS="..."     phases to run, default all: kills restart batches smtp lock
+#                    diskfull clock
 #   SEED=S           replays the random choices of an earlier run (printed first)
 #   KEEP=1           keeps the work directory (kept anyway on failure)
 #
@@ -30,7 +31,7 @@ PY=/usr/bin/python3
 IPCASED=$PWD/daemon/ipcased
 IPCASE=$PWD/daemon/ipcase
 KILLS=${KILLS:-100}
-FAULTS=${FAULTS:-"kills restart smtp lock diskfull clock"}
+FAULTS=${FAULTS:-"kills restart batches smtp lock diskfull clock"}
 MESSAGES=${MESSAGES:-1000}
 NOTICES=${NOTICES:-100}
 SEED=${SEED:-$(( $(date +%s) % 32768 ))}
@@ -418,11 +419,12 @@ sent_more_than() {	# more than $1 outbox rows sent
 	[ "$(sql "SELECT count(*) FROM outbox WHERE status = 'sent'")" -gt "$1" ]
 }
 
-once() {	# once LOG [PREFIX...]: one ipcased --once (at most $ONCE_TIMEOUT s); returns its exit status
+once() {	# once LOG [PREFIX...]: one ipcased --once $ONCE_FLAGS (at most $ONCE_TIMEOUT s); returns its exit status
 	local log="$1"
 	shift
+	# shellcheck disable=SC2086
 	timeout -k 5 "${ONCE_TIMEOUT:-600}" "$@" "$IPCASED" -c "$CONF" --once --foreground \
-	    >"$log" 2>&1 </dev/null
+	    ${ONCE_FLAGS:-} >"$log" 2>&1 </dev/null
 }
 
 ms_sleep() {
@@ -608,6 +610,41 @@ phase_restart() {
 	check integrity "$DB"
 	check ingest "$DB" "$W/$g" "$W/$g2" "$W/$g3"
 	check outbox "$DB" 0 "$D/smtp-earlier.jsonl" "$SMTP_LOG"
+}
+
+# ---- 2b. One scan of many header batches ------------------------------------
+
+# The fetcher keeps up to 3 header batches in flight while the parent judges
+# them one at a time (fetcher.c, sync.c).  A rights owner's reply must still
+# be fetched and linked whether it lands later in its notice's batch (the
+# parent's second round) or in a batch sent while the notice's one was
+# judged.  The seed is fixed: its mailbox has both kinds of pair.
+phase_batches() {
+	local g=gen-batches rc straddle
+	srv_up batches || tap_bail "servers for the batches phase start" "$D/servers.log"
+	gen "$g" --messages 1600 --notices 60 --first-case 2000 --date now --seed 11 ||
+	    tap_bail "mailbox generated"
+	# The owners' replies lose the complaint id from their subject: the
+	# rules' pre-screen lets them pass, only what the cases know (the
+	# owner's address, once the notice is recorded) makes them candidates.
+	awk -F'\t' 'NR > 1 && $3 == "owner" { printf "%s/%05d.eml\n", dir, $1 }' dir="$W/$g" \
+	    "$W/$g/manifest.tsv" | xargs sed -i 's/^Subject: .*/Subject: RE: our call on Tuesday\r/'
+	deliver "$g" 0 "$(gen_count "$g")"
+	# The scan is what this phase is about: the case alerts stay queued.
+	smtp_stop
+	# INBOX rows in UID order; a batch is 500 UIDs (imap.h IMAP_FETCH_BATCH).
+	straddle=$(awk -F'\t' 'NR > 1 && $2 == "INBOX" { n++; if ($3 == "notice") at[$4] = n;
+	    if ($3 == "owner") { if (int((at[$4] - 1) / 500) != int((n - 1) / 500)) s++; else w++ } }
+	    END { printf "%d %d", s, w }' "$W/$g/manifest.tsv")
+	ONCE_FLAGS=-v once "$D/once.log"
+	rc=$?
+	set -- $straddle
+	[ "$rc" -eq 0 ] && [ "$1" -gt 0 ] && [ "$2" -gt 0 ] &&
+	    [ "$(grep -c 'waits behind' "$D/once.log")" -gt 0 ]
+	tap_ok $? "--once over $(gen_count "$g") messages (exit $rc): $(grep -c 'waits behind' "$D/once.log") batches queued behind another; $1 owner replies in a later batch than their notice, $2 in the same" "$D/once.log"
+	check integrity "$DB"
+	check ingest "$DB" "$W/$g"
+	check folders "$DB" "$(uidnext INBOX)" "$(uidnext Sent)"
 }
 
 # ---- 3. SMTP server down for an hour ----------------------------------------
@@ -820,7 +857,7 @@ phase_clock() {
 	check integrity "$DB"
 }
 
-for phase in kills restart smtp lock diskfull clock; do
+for phase in kills restart batches smtp lock diskfull clock; do
 	want "$phase" || continue
 	t0=$(date +%s)
 	"phase_$phase"
