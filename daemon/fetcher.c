@@ -117,6 +117,13 @@ on_header(uint32_t uid, uint32_t size, const char *hdr, size_t len, void *arg)
 	struct message		*m = message_parse(hdr, len, true, false);
 	struct buf		 b = { 0 };
 
+	/*
+	 * The parent's pre-screen reads the decoded fields only; without the
+	 * header block each of the batches it holds is a third of the size.
+	 */
+	free(m->headers);
+	m->headers = NULL;
+	m->headers_len = 0;
 	buf_put_u32(&b, uid);
 	buf_put_u32(&b, size);
 	message_serialize(m, &b);

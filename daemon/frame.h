@@ -33,7 +33,8 @@ enum frame_type {
 	/* fetcher -> parent */
 	F_READY = 16,	/* str sent folder or NULL, u32 has_idle */
 	F_FOLDER,	/* str folder, u32 uidvalidity, u32 uidnext, u32 exists, u32 reset (uidvalidity changed) */
-	F_HEADER,	/* u32 uid, u32 size, message (headers only) */
+	F_HEADER,	/* u32 uid, u32 size, message (decoded header fields only: no
+			   header block, no dedupe digest) */
 	F_BATCH,	/* u32 highest uid of the batch, u32 count */
 	F_MESSAGE,	/* u32 uid, message (whole) */
 	F_BODIES_DONE,

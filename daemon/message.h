@@ -41,7 +41,8 @@ struct message {
 	char	 *precedence;		/* Precedence value, lower case */
 	bool	  has_list_id;		/* List-Id or List-Unsubscribe present */
 	char	 *content_type;		/* top-level type/subtype, lower case */
-	char	 *dedupe_key;		/* message_id, else "sha256:" of stable headers; never NULL */
+	char	 *dedupe_key;		/* message_id, else "sha256:" of stable headers ("" for a
+					   header-only parse, which is never stored); never NULL */
 
 	char	 *text;			/* body text (plain parts, else HTML as text), may contain newlines; NULL with MSG_NO_BODY */
 	size_t	  text_len;

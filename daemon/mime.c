@@ -1454,8 +1454,9 @@ message_parse(const char *raw, size_t len, bool headers_only, bool keep_raw)
 		}
 	}
 	buf_free(&fwd.b);
-	m->dedupe_key = m->message_id != NULL ? xstrdup(m->message_id) :
-	    dedupe_hash(&h, raw + body_start, use - body_start);
+	/* A header block alone (the pre-screen's copy) is never stored: no digest for it. */
+	m->dedupe_key = m->message_id != NULL ? xstrdup(m->message_id) : headers_only ?
+	    xstrdup("") : dedupe_hash(&h, raw + body_start, use - body_start);
 	if (gm != NULL)
 		g_object_unref(gm);
 	if (parser != NULL)
