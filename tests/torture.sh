@@ -562,9 +562,9 @@ phase_kills() {
 phase_restart() {
 	local g=gen-restart g2=gen-idle g3=gen-idle2 fetcher down rc n
 	srv_up restart || tap_bail "servers for the restart phase start" "$D/servers.log"
-	# Two header batches in INBOX (500 UIDs each), so a fetch is still going
-	# when the first batch is logged.
-	gen "$g" --messages 600 --notices 4 --first-case 1000 --seed "$SEED" || tap_bail "mailbox generated"
+	# Two header batches in INBOX (2,000 UIDs each, imap.h IMAP_FETCH_BATCH),
+	# so a fetch is still going when the first batch is logged.
+	gen "$g" --messages 2300 --notices 4 --first-case 1000 --seed "$SEED" || tap_bail "mailbox generated"
 	deliver "$g" 0 "$(gen_count "$g")"
 	daemon_start "$D/daemon.log"
 	wait_for 30 grep -q ' UID ' "$D/daemon.log"
@@ -622,7 +622,7 @@ phase_restart() {
 phase_batches() {
 	local g=gen-batches rc straddle
 	srv_up batches || tap_bail "servers for the batches phase start" "$D/servers.log"
-	gen "$g" --messages 1600 --notices 60 --first-case 2000 --date now --seed 11 ||
+	gen "$g" --messages 6500 --notices 150 --first-case 2000 --date now --seed 12 ||
 	    tap_bail "mailbox generated"
 	# The owners' replies lose the complaint id from their subject: the
 	# rules' pre-screen lets them pass, only what the cases know (the
@@ -632,9 +632,9 @@ phase_batches() {
 	deliver "$g" 0 "$(gen_count "$g")"
 	# The scan is what this phase is about: the case alerts stay queued.
 	smtp_stop
-	# INBOX rows in UID order; a batch is 500 UIDs (imap.h IMAP_FETCH_BATCH).
+	# INBOX rows in UID order; a batch is 2,000 UIDs (imap.h IMAP_FETCH_BATCH).
 	straddle=$(awk -F'\t' 'NR > 1 && $2 == "INBOX" { n++; if ($3 == "notice") at[$4] = n;
-	    if ($3 == "owner") { if (int((at[$4] - 1) / 500) != int((n - 1) / 500)) s++; else w++ } }
+	    if ($3 == "owner") { if (int((at[$4] - 1) / 2000) != int((n - 1) / 2000)) s++; else w++ } }
 	    END { printf "%d %d", s, w }' "$W/$g/manifest.tsv")
 	ONCE_FLAGS=-v once "$D/once.log"
 	rc=$?
