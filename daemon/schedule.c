@@ -78,6 +78,7 @@ struct outbox_row {
 enum send_outcome {
 	SEND_SENT,
 	SEND_FAILED,			/* kept, next_attempt moved on */
+	SEND_UNREACHABLE,		/* the same, and the server never answered */
 	SEND_CANCELLED,			/* nothing to remind of any more */
 	SEND_DBERROR
 };
@@ -1306,7 +1307,7 @@ outbox_record(struct store *s, const struct outbox_row *row, int rc,
 	else
 		log_warnx("schedule: %s: not sent (%s); will retry in %lld s",
 		    what, reply, (long long)(*next - now));
-	ret = SEND_FAILED;
+	ret = !permanent && res->smtp_code == 0 ? SEND_UNREACHABLE : SEND_FAILED;
 out:
 	if (ret == SEND_DBERROR)
 		store_rollback(s);
@@ -1506,15 +1507,19 @@ schedule_send_due(struct store *s, const struct conf *conf, time_t now)
 		case SEND_FAILED:
 			failures++;
 			break;
+		case SEND_UNREACHABLE:
+			failures = 2;
+			break;
 		case SEND_CANCELLED:
 			break;
 		case SEND_DBERROR:
 			goto out;
 		}
 		/*
-		 * Two failures in a row: the server (or our account on it) is
-		 * the problem, not one message.  Do not spend a timeout on
-		 * every remaining row.
+		 * Two failures in a row, or one without a word from the server
+		 * (refused, unresolvable, timed out): the server (or our account
+		 * on it) is the problem, not one message.  Do not spend a
+		 * timeout on every remaining row.
 		 */
 		if (failures >= 2) {
 			if (outbox_defer(s, ids + i + 1, nids - i - 1, next, now) == -1)
