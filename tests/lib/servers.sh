@@ -329,7 +329,12 @@ _srv_start_smtp() {
 _srv_stop_smtp() {
 	local dir="$1" pid s="$1/smtp"
 	pid=$(cat "$s/pid" 2>/dev/null || true)
-	[ -n "$pid" ] || pid=${SMTP_PID:-}
+	# Without a pid file, SMTP_PID may be another directory's server (the
+	# last one started): only this directory's own is stopped and reaped.
+	if [ -z "$pid" ]; then
+		pid=${SMTP_PID:-}
+		_srv_pid_is "$pid" "$s/envelopes.jsonl" || return 0
+	fi
 	if _srv_pid_is "$pid" "$s/envelopes.jsonl"; then
 		kill -TERM "$pid" 2>/dev/null
 		for _ in $(seq 50); do
@@ -339,7 +344,7 @@ _srv_stop_smtp() {
 		_srv_pid_is "$pid" "$s/envelopes.jsonl" && kill -KILL "$pid" 2>/dev/null
 	fi
 	# Reap it if it is our child, so no zombie outlives the test.
-	[ -n "$pid" ] && wait "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
 	rm -f "$s/pid"
 	return 0
 }
