@@ -84,6 +84,7 @@ struct account {
 	int64_t			 deadline_ms;		/* kill the fetcher if silent past this */
 	char			 last_error[200];
 	uint64_t		 messages;		/* processed since start */
+	uint64_t		 bodies;		/* of which fetched whole */
 	time_t			 last_sync;
 };
 
@@ -422,6 +423,9 @@ account_next_folder(struct account *a)
 	if (a->sync->once) {
 		struct buf	b = { 0 };
 
+		log_info("%s: %llu new messages, %llu of them fetched whole", a->acct->name,
+		    (unsigned long long)a->messages, (unsigned long long)a->bodies);
+
 		account_send(a, F_QUIT, &b);
 		if (a->state == A_DOWN || a->state == A_GAVE_UP)
 			return;
@@ -640,6 +644,7 @@ on_message(struct account *a, struct reader *r)
 	for (i = 0; b != NULL && i < b->n; i++) {
 		if (b->items[i].uid == uid && b->items[i].asked && b->items[i].full == NULL) {
 			b->items[i].full = m;
+			a->bodies++;
 			return;
 		}
 	}
@@ -1089,8 +1094,9 @@ sync_log_status(const struct sync *s)
 
 		if (a->last_sync != 0 && gmtime_r(&a->last_sync, &tm) != NULL)
 			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		log_info("%s: %s, %llu messages this run, last full sync %s%s%s",
-		    a->acct->name, state_names[a->state], (unsigned long long)a->messages, when,
+		log_info("%s: %s, %llu messages this run (%llu fetched whole), last full sync %s%s%s",
+		    a->acct->name, state_names[a->state], (unsigned long long)a->messages,
+		    (unsigned long long)a->bodies, when,
 		    a->last_error[0] ? ", last error: " : "", a->last_error);
 	}
 }
