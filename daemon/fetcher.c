@@ -234,18 +234,21 @@ fetch_bodies(struct fetcher_ctx *f, const struct header_batch *hb, uint32_t *uid
 	struct buf	 b = { 0 };
 	enum result	 r;
 	size_t		 i, m, bytes;
+	bool		 small;
 
 	qsort(uids, n, sizeof(*uids), uid_order);
 	for (i = 0; i < n; i += m) {
 		bytes = batch_size_of(hb, uids[i]);
+		small = bytes < MESSAGE_MAX_BYTES;
 		for (m = 1; i + m < n && m < FETCHER_GROUP_MAX; m++) {
 			size_t	next = batch_size_of(hb, uids[i + m]);
 
 			if (bytes + next > FETCHER_GROUP_BYTES)
 				break;
 			bytes += next;
+			small &= next < MESSAGE_MAX_BYTES;
 		}
-		r = imap_fetch_messages(f->imap, uids + i, m, MESSAGE_MAX_BYTES, on_body, f);
+		r = imap_fetch_messages(f->imap, uids + i, m, MESSAGE_MAX_BYTES, small, on_body, f);
 		if (r != R_OK)
 			fetcher_fail(f, r, "fetching messages");
 	}

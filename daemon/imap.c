@@ -920,7 +920,7 @@ imap_fetch_headers(struct imap_session *s, const uint32_t *uids, size_t n,
 
 enum result
 imap_fetch_messages(struct imap_session *s, const uint32_t *uids, size_t n, size_t max,
-    imap_message_cb *cb, void *arg)
+    bool small, imap_message_cb *cb, void *arg)
 {
 	struct mailimap_fetch_type *ft;
 	struct mailimap_fetch_att *fa;
@@ -941,7 +941,7 @@ imap_fetch_messages(struct imap_session *s, const uint32_t *uids, size_t n, size
 	if ((section = mailimap_section_new(NULL)) == NULL)
 		fatal("mailimap_section_new");
 	/* BODY.PEEK[]<0.max>: never sets \Seen, never more than max bytes. */
-	if (max > 0)
+	if (max > 0 && !small)
 		fa = mailimap_fetch_att_new_body_peek_section_partial(section, 0,
 		    max > UINT32_MAX ? UINT32_MAX : (uint32_t)max);
 	else
@@ -1008,7 +1008,7 @@ imap_fetch_message(struct imap_session *s, uint32_t uid, size_t max,
 	struct one_message	om = { NULL, 0 };
 	enum result		ret;
 
-	ret = imap_fetch_messages(s, &uid, 1, max, keep_one, &om);
+	ret = imap_fetch_messages(s, &uid, 1, max, false, keep_one, &om);
 	*raw = om.raw;
 	*len = om.len;
 	if (ret == R_OK && om.raw == NULL)

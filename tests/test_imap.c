@@ -452,6 +452,26 @@ struct collected {
 	size_t		 n;
 };
 
+/* What imap_fetch_messages() passed on, copied. */
+struct body_copy {
+	char	*raw;
+	size_t	 len;
+	int	 calls;
+};
+
+static void
+copy_body(uint32_t uid, const char *raw, size_t len, void *arg)
+{
+	struct body_copy	*bc = arg;
+
+	(void)uid;
+	free(bc->raw);
+	bc->raw = xmalloc(len + 1);
+	memcpy(bc->raw, raw, len);
+	bc->len = len;
+	bc->calls++;
+}
+
 static void
 collect_cb(uint32_t uid, uint32_t size, const char *hdr, size_t len, void *arg)
 {
@@ -534,6 +554,22 @@ test_search_fetch_readonly(void **state)
 	assert_int_equal(rawlen, 50);
 	assert_memory_equal(raw, msg[1], 50);
 	free(raw);
+	/* Known to be small: BODY.PEEK[] without a partial, still capped at max for the caller. */
+	{
+		struct body_copy	 bc = { NULL, 0, 0 };
+		uint32_t		 one = first + 1;
+
+		assert_int_equal(imap_fetch_messages(s, &one, 1, 1 << 20, true, copy_body, &bc), R_OK);
+		assert_int_equal(bc.calls, 1);
+		assert_int_equal(bc.len, len[1]);
+		assert_memory_equal(bc.raw, msg[1], len[1]);
+		free(bc.raw);
+		bc = (struct body_copy){ NULL, 0, 0 };
+		assert_int_equal(imap_fetch_messages(s, &one, 1, 50, true, copy_body, &bc), R_OK);
+		assert_int_equal(bc.len, 50);
+		assert_memory_equal(bc.raw, msg[1], 50);
+		free(bc.raw);
+	}
 	/* A UID that does not exist: skip it. */
 	assert_int_equal(imap_fetch_message(s, first + 1000, 0, &raw, &rawlen), R_SKIP);
 	assert_null(raw);
