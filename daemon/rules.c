@@ -169,6 +169,7 @@ struct rules {
 	char		       **seller_addrs;	/* smtp.to and smtp.from, lower case */
 	pcre2_match_context	*mctx;
 	pcre2_jit_stack		*jit;
+	bool			 jit_on;	/* rule_settings.jit: JIT-compile each pattern at its first match */
 	struct subject_screen	 screen;
 	config_t		*own_cfg;	/* the shipped rules.conf, when the config has no rules */
 };
@@ -295,9 +296,7 @@ compile(struct conf *conf, const config_setting_t *where, const char *what,
 		    "the regular expression)", what, (size_t)off, (const char *)msg);
 		return NULL;
 	}
-	/* Without JIT, pcre2_match() interprets the pattern: slower, same result. */
-	if (use_jit && pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) != 0)
-		log_debug("%s: no JIT for this pattern", what);
+	/* JIT comes at the pattern's first match (re_match): most never run in a poll. */
 	return re;
 }
 
@@ -748,6 +747,7 @@ load_settings(struct conf *conf, struct rules *r, const config_setting_t *s)
 	pcre2_set_heap_limit(r->mctx, (uint32_t)heap_kb);
 	if ((r->jit = pcre2_jit_stack_create(32 * 1024, JIT_STACK_MAX, NULL)) != NULL)
 		pcre2_jit_stack_assign(r->mctx, NULL, r->jit);
+	r->jit_on = use_jit;
 	return ret;
 }
 
@@ -1230,6 +1230,32 @@ rules_free(struct rules *r)
  * Runs re on s from start.  A match error (a limit hit, a bad subject) counts
  * as no match: one bad pattern must not stall the daemon or hide other rules.
  */
+/*
+ * Set when the system refuses JIT (systemd's MemoryDenyWriteExecute makes
+ * every attempt fail): the patterns are interpreted, slower, same result.
+ */
+static bool	jit_refused;
+
+/*
+ * JIT-compiles re at its first match rather than at load: compiling every
+ * pattern cost 12 ms at each start, and a poll with no new mail, or a scan
+ * without a notice, runs few of them.
+ */
+static void
+jit_on_first_use(const struct rules *r, const pcre2_code *re)
+{
+	size_t	size = 0;
+
+	if (!r->jit_on || jit_refused ||
+	    (pcre2_pattern_info(re, PCRE2_INFO_JITSIZE, &size) == 0 && size > 0))
+		return;
+	/* The code is ours (compile() made it); only its JIT part is added. */
+	if (pcre2_jit_compile((pcre2_code *)(uintptr_t)re, PCRE2_JIT_COMPLETE) != 0) {
+		log_debug("no JIT for patterns: they are interpreted");
+		jit_refused = true;
+	}
+}
+
 static bool
 re_match(const struct rules *r, const pcre2_code *re, const char *s, size_t len,
     size_t start, pcre2_match_data *md)
@@ -1238,6 +1264,7 @@ re_match(const struct rules *r, const pcre2_code *re, const char *s, size_t len,
 
 	if (start > len)
 		return false;
+	jit_on_first_use(r, re);
 	rc = pcre2_match(re, (PCRE2_SPTR)s, len, start, 0, md, r->mctx);
 	if (rc >= 0)
 		return true;
