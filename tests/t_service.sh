@@ -236,7 +236,7 @@ from=$(lines "$DIR/A.err")
 t0=$(now)
 kill -USR1 "$A"
 log_wait "$DIR/A.err" "$from" 'open cases?, ' 5 &&
-    tail -n +"$((from + 1))" "$DIR/A.err" | grep -qE '^<6>shop: idle, [0-9]+ messages this run, last full sync 20' &&
+    tail -n +"$((from + 1))" "$DIR/A.err" | grep -qE '^<6>shop: idle, [0-9]+ messages this run \([0-9]+ fetched whole\), last full sync 20' &&
     rc=0 || rc=1
 tap_ok "$rc" "SIGUSR1: \"$(tail -n +"$((from + 1))" "$DIR/A.err" | grep -m1 '^<6>shop:' | sed 's/^<6>//')\" in $(secs "$t0" "$(now)") s" \
     "$DIR/A.err"
