@@ -270,6 +270,13 @@ store_open(const char *path, bool readonly, char *err, size_t errlen)
 		/* A notice acknowledged to nobody must still survive power loss. */
 		if (exec_sql(db, "PRAGMA synchronous = FULL", err, errlen) == -1)
 			goto fail_msg;
+		/*
+		 * 1 MB of page cache, not sqlite's 2: a scan writes new pages
+		 * and reads few back (the kernel caches the file anyway); the
+		 * daemon's peak memory fell by 0.9 MB at no cost measured.
+		 */
+		if (exec_sql(db, "PRAGMA cache_size = -1024", err, errlen) == -1)
+			goto fail_msg;
 		if (migrate(db, path, err, errlen) == -1)
 			goto fail;
 	} else {
