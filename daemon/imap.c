@@ -856,7 +856,6 @@ struct header_stream {
 	size_t		 n;
 	imap_header_cb	*cb;
 	void		*arg;
-	size_t		 seen;
 };
 
 static void
@@ -869,10 +868,10 @@ header_att_seen(struct mailimap_msg_att *att, void *arg)
 	/* Unsolicited FETCH (flag changes) carry no header block. */
 	if (f.uid == 0 || f.body == NULL || !uid_wanted(hs->uids, hs->n, f.uid))
 		return;
-	hs->seen++;
 	hs->cb(f.uid, f.size, f.body, f.len, hs->arg);
 }
 
+/* libetpan calls its msg_att handler only while a progress callback is set: this one. */
 static void
 no_progress(size_t current, size_t maximum, void *arg)
 {
@@ -902,7 +901,11 @@ imap_fetch_headers(struct imap_session *s, const uint32_t *uids, size_t n,
 		batch = n - off < IMAP_FETCH_BATCH ? n - off : IMAP_FETCH_BATCH;
 		set = uid_set_new(uids + off, batch);
 		res = NULL;
-		hs = (struct header_stream){ uids + off, batch, cb, arg, 0 };
+		hs = (struct header_stream){ uids + off, batch, cb, arg };
+		/*
+		 * Each message goes to header_att_seen() as soon as it is parsed,
+		 * and libetpan frees it after: res stays empty, no batch-long list.
+		 */
 		mailimap_set_progress_callback(s->imap, NULL, no_progress, NULL);
 		mailimap_set_msg_att_handler(s->imap, header_att_seen, &hs);
 		r = mailimap_uid_fetch(s->imap, set, ft, &res);
