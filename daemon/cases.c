@@ -2192,7 +2192,7 @@ cases_ingest(struct store *s, const struct conf *conf, const struct msg_origin *
 /*
  * ---- the candidate index ----
  *
- * cases_is_candidate() runs for every new message of a scan, before its body
+ * cases_candidate_match() runs for every new message of a scan, before its body
  * is fetched, so it asks no SQL per message: it looks in hash sets of what
  * the store knows.  The sets are built on first use and again after this
  * handle wrote a case, a message or a complaint id (store_changed(), which
@@ -2348,8 +2348,8 @@ cand_address(const struct cand_index *ci, const char *addr)
 		return false;
 	/* Every message asks this: no allocation for an address of common length. */
 	if ((len = strlen(addr)) < sizeof(small)) {
-		for (size_t i = 0; i <= len; i++)
-			small[i] = (char)tolower((unsigned char)addr[i]);
+		memcpy(small, addr, len + 1);
+		str_lower(small);
 		lower = small;
 	} else
 		lower = lower_dup(addr);

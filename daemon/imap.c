@@ -36,16 +36,12 @@ struct imap_session {
 };
 
 /*
- * What a first scan fetches of every message: the fields the pre-screen,
- * the sender checks and the case index read (mime.c's top_headers), and no
- * other; bench/floor.py fetches the same list.
- */
-/*
- * Exactly what the pre-screen reads (rules_prescreen: sender, Reply-To,
- * recipients, subject) and what the cases' index looks up (the thread's
- * ids, the addresses, the subject): a candidate's whole message is fetched
- * anyway, so Authentication-Results, List-* or Content-Type here would be
- * bytes to send, decrypt, parse and pass on for nothing, 50,000 times.
+ * What a first scan fetches of every message: exactly what the pre-screen
+ * reads (rules_prescreen: sender, Reply-To, recipients, subject) and what the
+ * cases' index looks up (the thread's ids, the addresses, the subject).  A
+ * candidate's whole message is fetched anyway, so Authentication-Results,
+ * List-* or Content-Type here would be bytes to send, decrypt, parse and pass
+ * on for nothing, 50,000 times.  bench/floor.py fetches the same list.
  */
 const char *const imap_header_fields[] = {
 	"From", "Reply-To", "To", "Cc", "Subject", "In-Reply-To", "References", NULL

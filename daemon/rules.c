@@ -169,7 +169,8 @@ struct rules {
 	char		       **seller_addrs;	/* smtp.to and smtp.from, lower case */
 	pcre2_match_context	*mctx;
 	pcre2_jit_stack		*jit;
-	bool			 jit_on;	/* rule_settings.jit: JIT-compile each pattern at its first match */
+	bool			 jit_on;	/* rule_settings.jit: JIT-compile each pattern at its first
+						   match; off to run under valgrind, blind to JIT code */
 	struct subject_screen	 screen;
 	config_t		*own_cfg;	/* the shipped rules.conf, when the config has no rules */
 };
@@ -275,9 +276,6 @@ hits_steal(struct hits *h)
 }
 
 /* ---- Compiling ------------------------------------------------------- */
-
-/* JIT-compile patterns (rule_settings.jit); off, e.g., to run under valgrind, which cannot see into JIT code. */
-static bool	use_jit = true;
 
 static pcre2_code *
 compile(struct conf *conf, const config_setting_t *where, const char *what,
@@ -713,11 +711,11 @@ load_settings(struct conf *conf, struct rules *r, const config_setting_t *s)
 	int		 ret = 0, match_limit = DEFAULT_MATCH_LIMIT;
 	int		 depth_limit = DEFAULT_DEPTH_LIMIT, heap_kb = DEFAULT_HEAP_LIMIT_KB;
 
-	use_jit = true;
+	r->jit_on = true;
 	if (s != NULL) {
 		if (conf_check_keys(conf, s, settings_keys) != 0)
 			ret = -1;
-		ret |= conf_get_bool(conf, s, "jit", false, &use_jit) < 0 ? -1 : 0;
+		ret |= conf_get_bool(conf, s, "jit", false, &r->jit_on) < 0 ? -1 : 0;
 		ret |= conf_get_int(conf, s, "match_limit", false, 1000, 100000000,
 		    &match_limit) < 0 ? -1 : 0;
 		ret |= conf_get_int(conf, s, "depth_limit", false, 100, 10000000,
@@ -747,7 +745,6 @@ load_settings(struct conf *conf, struct rules *r, const config_setting_t *s)
 	pcre2_set_heap_limit(r->mctx, (uint32_t)heap_kb);
 	if ((r->jit = pcre2_jit_stack_create(32 * 1024, JIT_STACK_MAX, NULL)) != NULL)
 		pcre2_jit_stack_assign(r->mctx, NULL, r->jit);
-	r->jit_on = use_jit;
 	return ret;
 }
 
@@ -1227,10 +1224,6 @@ rules_free(struct rules *r)
 /* ---- Matching -------------------------------------------------------- */
 
 /*
- * Runs re on s from start.  A match error (a limit hit, a bad subject) counts
- * as no match: one bad pattern must not stall the daemon or hide other rules.
- */
-/*
  * Set when the system refuses JIT (systemd's MemoryDenyWriteExecute makes
  * every attempt fail): the patterns are interpreted, slower, same result.
  */
@@ -1256,6 +1249,10 @@ jit_on_first_use(const struct rules *r, const pcre2_code *re)
 	}
 }
 
+/*
+ * Runs re on s from start.  A match error (a limit hit, a bad subject) counts
+ * as no match: one bad pattern must not stall the daemon or hide other rules.
+ */
 static bool
 re_match(const struct rules *r, const pcre2_code *re, const char *s, size_t len,
     size_t start, pcre2_match_data *md)

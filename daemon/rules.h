@@ -76,7 +76,7 @@ rules_load_default(struct conf *conf)
  * Header-only pre-screen: true when the body is worth fetching (an Amazon
  * sender domain or look-alike, a subject that matches a rule, a complaint id
  * in the subject).  Store-based checks (known threads and addresses) are the
- * caller's (cases_is_candidate()).
+ * caller's (cases_candidate_match()).
  */
 bool		 rules_prescreen(const struct rules *, const struct message *headers);
 /*

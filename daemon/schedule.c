@@ -75,6 +75,9 @@ struct outbox_row {
 	char	*alert_text;
 };
 
+/* Failed deliveries in a row after which the rest of a pass waits (schedule_send_due). */
+#define SEND_FAILURES_MAX	2
+
 enum send_outcome {
 	SEND_SENT,
 	SEND_FAILED,			/* kept, next_attempt moved on */
@@ -1508,7 +1511,7 @@ schedule_send_due(struct store *s, const struct conf *conf, time_t now)
 			failures++;
 			break;
 		case SEND_UNREACHABLE:
-			failures = 2;
+			failures = SEND_FAILURES_MAX;
 			break;
 		case SEND_CANCELLED:
 			break;
@@ -1521,7 +1524,7 @@ schedule_send_due(struct store *s, const struct conf *conf, time_t now)
 		 * on it) is the problem, not one message.  Do not spend a
 		 * timeout on every remaining row.
 		 */
-		if (failures >= 2) {
+		if (failures >= SEND_FAILURES_MAX) {
 			if (outbox_defer(s, ids + i + 1, nids - i - 1, next, now) == -1)
 				goto out;
 			break;

@@ -532,33 +532,25 @@ on_header(struct account *a, struct reader *r)
  * once per message and the cases' index is brought up to date once a round.
  */
 static bool
-is_candidate(struct account *a, struct batch_item *it, const struct cand_index **ci,
-    bool *ci_read)
+is_candidate(struct account *a, struct batch_item *it, const struct cand_index *ci)
 {
 	if (!it->screened) {
 		it->rules_want = rules_prescreen(a->sync->rules, it->headers);
 		it->screened = true;
 	}
-	if (it->rules_want)
-		return true;
-	if (!*ci_read) {
-		*ci = cases_candidates(a->sync->store);
-		*ci_read = true;
-	}
-	return cases_candidate_match(*ci, it->headers);
+	return it->rules_want || cases_candidate_match(ci, it->headers);
 }
 
 /* Asks for the bodies of the candidates not asked yet; an empty F_WANT ends the batch. */
 static size_t
 ask_bodies(struct account *a, struct batch *bt)
 {
-	const struct cand_index *ci = NULL;
+	const struct cand_index *ci = cases_candidates(a->sync->store);
 	struct buf	b = { 0 }, uids = { 0 };
 	size_t		i, n = 0;
-	bool		ci_read = false;
 
 	for (i = 0; i < bt->n; i++) {
-		if (bt->items[i].asked || !is_candidate(a, &bt->items[i], &ci, &ci_read))
+		if (bt->items[i].asked || !is_candidate(a, &bt->items[i], ci))
 			continue;
 		bt->items[i].asked = true;
 		buf_put_u32(&uids, bt->items[i].uid);

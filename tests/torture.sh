@@ -625,7 +625,7 @@ phase_batches() {
 	gen "$g" --messages 6500 --notices 150 --first-case 2000 --date now --seed 12 ||
 	    tap_bail "mailbox generated"
 	# The owners' replies lose the complaint id from their subject: the
-	# rules' pre-screen lets them pass, only what the cases know (the
+	# rules' pre-screen no longer picks them, only what the cases know (the
 	# owner's address, once the notice is recorded) makes them candidates.
 	awk -F'\t' 'NR > 1 && $3 == "owner" { printf "%s/%05d.eml\n", dir, $1 }' dir="$W/$g" \
 	    "$W/$g/manifest.tsv" | xargs sed -i 's/^Subject: .*/Subject: RE: our call on Tuesday\r/'
