@@ -50,8 +50,7 @@ struct batch_item {
 	struct message	*full;		/* owned, NULL until fetched */
 	bool		 asked;		/* body requested */
 	bool		 ingested;
-	bool		 screened;	/* the rules' pre-screen has looked at it */
-	bool		 rules_want;	/* ... and wants its body */
+	bool		 rules_want;	/* the rules' pre-screen wants its body */
 };
 
 /* One header batch: judged in order, the first while the others wait. */
@@ -524,20 +523,22 @@ on_header(struct account *a, struct reader *r)
 	it->uid = uid;
 	it->size = size;
 	it->headers = m;
+	/*
+	 * Screened on arrival: the rules' answer depends on the headers alone,
+	 * and this way it is worked out while an earlier batch waits for its
+	 * bodies rather than after.
+	 */
+	it->rules_want = rules_prescreen(a->sync->rules, m);
 }
 
 /*
  * A batch is asked again after each round of bodies: the rules' answer
- * cannot change in between, only what the cases know, so the patterns run
- * once per message and the cases' index is brought up to date once a round.
+ * cannot change in between, only what the cases know, so the cases' index
+ * is brought up to date once a round.
  */
 static bool
-is_candidate(struct account *a, struct batch_item *it, const struct cand_index *ci)
+is_candidate(const struct batch_item *it, const struct cand_index *ci)
 {
-	if (!it->screened) {
-		it->rules_want = rules_prescreen(a->sync->rules, it->headers);
-		it->screened = true;
-	}
 	return it->rules_want || cases_candidate_match(ci, it->headers);
 }
 
@@ -550,7 +551,7 @@ ask_bodies(struct account *a, struct batch *bt)
 	size_t		i, n = 0;
 
 	for (i = 0; i < bt->n; i++) {
-		if (bt->items[i].asked || !is_candidate(a, &bt->items[i], ci))
+		if (bt->items[i].asked || !is_candidate(&bt->items[i], ci))
 			continue;
 		bt->items[i].asked = true;
 		buf_put_u32(&uids, bt->items[i].uid);

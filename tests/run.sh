@@ -40,6 +40,7 @@ run_binary() {
 	*/*) ;;
 	*) bin="./$bin" ;;
 	esac
+	SECONDS=0
 	timeout -k 10 "$TEST_TIMEOUT" "$bin" >"$out" 2>&1 </dev/null
 	rc=$?
 	p=$(sed -n 's/^\[  PASSED  \] \([0-9][0-9]*\) test(s)\..*/\1/p' "$out" | awk '{s+=$1} END {print s+0}')
@@ -53,10 +54,10 @@ run_binary() {
 	total_pass=$((total_pass + p))
 	total_fail=$((total_fail + f))
 	if [ "$f" -eq 0 ]; then
-		printf 'PASS  %s (%d tests)\n' "$bin" "$p"
+		printf 'PASS  %s (%d tests, %d s)\n' "$bin" "$p" "$SECONDS"
 		[ "${VERBOSE:-0}" = 1 ] && show_full
 	else
-		printf 'FAIL  %s (%d passed, %d failed, exit %d)\n' "$bin" "$p" "$f" "$rc"
+		printf 'FAIL  %s (%d passed, %d failed, exit %d, %d s)\n' "$bin" "$p" "$f" "$rc" "$SECONDS"
 		[ "$rc" -eq 124 ] && printf '    (killed after %ss)\n' "$TEST_TIMEOUT"
 		show_full
 	fi
@@ -64,6 +65,7 @@ run_binary() {
 
 run_script() {
 	local sc="$1" rc p f
+	SECONDS=0
 	timeout -k 10 "$TEST_TIMEOUT" bash "$sc" >"$out" 2>&1 </dev/null
 	rc=$?
 	p=$(grep -c '^ok\b' "$out")
@@ -76,10 +78,10 @@ run_script() {
 	total_pass=$((total_pass + p))
 	total_fail=$((total_fail + f))
 	if [ "$f" -eq 0 ]; then
-		printf 'PASS  %s (%d tests)\n' "$sc" "$p"
+		printf 'PASS  %s (%d tests, %d s)\n' "$sc" "$p" "$SECONDS"
 		[ "${VERBOSE:-0}" = 1 ] && show_full
 	else
-		printf 'FAIL  %s (%d passed, %d failed, exit %d)\n' "$sc" "$p" "$f" "$rc"
+		printf 'FAIL  %s (%d passed, %d failed, exit %d, %d s)\n' "$sc" "$p" "$f" "$rc" "$SECONDS"
 		[ "$rc" -eq 124 ] && printf '    (killed after %ss)\n' "$TEST_TIMEOUT"
 		show_full
 	fi
