@@ -354,12 +354,12 @@ source_path(const struct conf *conf, const char *file)
  * source line.  Returns true and the written value when they differ.
  */
 static bool
-int_literal_differs(const struct conf *conf, const config_setting_t *s, int value,
+int_literal_differs(struct conf *conf, const config_setting_t *s, int value,
     long long *written)
 {
-	const char	*name = config_setting_name(s);
+	const char	*name = config_setting_name(s), *p, *q, *r;
 	unsigned	 line = config_setting_source_line(s), n;
-	char		*full, *text, *p, *q, *r, *end;
+	char		*full, *text, *end;
 	long long	 v;
 	size_t		 len;
 	bool		 differs = false;
@@ -368,20 +368,25 @@ int_literal_differs(const struct conf *conf, const config_setting_t *s, int valu
 	if (name == NULL || line == 0)
 		return false;
 	full = source_path(conf, config_setting_source_file(s));
-	text = file_read(full, SOURCE_MAX, NULL);
-	free(full);
-	if (text == NULL)
+	if (conf->src_path == NULL || strcmp(conf->src_path, full) != 0) {
+		free(conf->src_path);
+		free(conf->src_text);
+		conf->src_path = full;
+		conf->src_text = file_read(full, SOURCE_MAX, NULL);
+	} else
+		free(full);
+	if (conf->src_text == NULL)
 		return false;
-	for (p = text, n = 1; p != NULL && n < line; n++)
+	for (p = conf->src_text, n = 1; p != NULL && n < line; n++)
 		if ((p = strchr(p, '\n')) != NULL)
 			p++;
 	if (p == NULL)
-		goto out;
-	if ((q = strchr(p, '\n')) != NULL)
-		*q = '\0';
+		return false;
+	q = strchr(p, '\n');
+	text = xstrndup(p, q != NULL ? (size_t)(q - p) : strlen(p));
 	len = strlen(name);
-	for (q = p; (q = strstr(q, name)) != NULL; q += len) {
-		if (q > p && (isalnum((unsigned char)q[-1]) || q[-1] == '_' ||
+	for (q = text; (q = strstr(q, name)) != NULL; q += len) {
+		if (q > text && (isalnum((unsigned char)q[-1]) || q[-1] == '_' ||
 		    q[-1] == '-' || q[-1] == '*'))
 			continue;
 		r = q + len;
@@ -403,7 +408,6 @@ int_literal_differs(const struct conf *conf, const config_setting_t *s, int valu
 		}
 		break;
 	}
-out:
 	free(text);
 	return differs;
 }
@@ -1602,6 +1606,8 @@ conf_free(struct conf *conf)
 	strv_free(conf->reminders.holidays);
 	strv_free(conf->amazon_domains);
 	config_destroy(&conf->cfg);
+	free(conf->src_path);
+	free(conf->src_text);
 	free(conf->state_path);
 	free(conf->dir);
 	free(conf->path);

@@ -87,6 +87,8 @@ struct conf {
 	char		       **amazon_domains;	/* NULL-terminated, lower case */
 	int			 nerrors;	/* errors reported while loading */
 	config_t		 cfg;		/* the parsed tree, for rules_load(); read-only after load */
+	char			*src_path;	/* the source file last read again for a literal, */
+	char			*src_text;	/* ... and its text: one read per file, not per setting */
 };
 
 /*
