@@ -2404,12 +2404,6 @@ cases_candidate_match(const struct cand_index *ci, const struct message *h)
 	return yes;
 }
 
-bool
-cases_is_candidate(struct store *s, const struct message *h)
-{
-	return cases_candidate_match(cand_index_get(s), h);
-}
-
 /* ---- the seller's commands ---- */
 
 static void

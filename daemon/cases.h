@@ -41,12 +41,12 @@ struct ingest_report {
 enum result	 cases_ingest(struct store *, const struct conf *, const struct msg_origin *,
 		    const struct message *, const struct verdict *, time_t now, struct ingest_report *out);
 
-/* Header-only: does this message belong to something the store knows (a case thread, a rights owner, a complaint id)? */
-bool		 cases_is_candidate(struct store *, const struct message *headers);
 /*
- * The same for many messages in a row: the index is brought up to date once
- * (cases_candidates(), NULL on a database error, which every message then
- * passes), valid until the store is next written.
+ * Header-only: does this message belong to something the store knows (a
+ * case thread, a rights owner, a complaint id)?  For many messages in a
+ * row the index is brought up to date once (cases_candidates(), NULL on a
+ * database error, which every message then passes), valid until the store
+ * is next written.
  */
 struct cand_index;
 const struct cand_index *cases_candidates(struct store *);

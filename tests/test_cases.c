@@ -850,25 +850,25 @@ test_is_candidate(void **state)
 	open_s01();
 	assert_int_equal(ingest(&sentbox, &s15, NULL, &r), R_OK);
 	m = mk_msg(&a);
-	assert_false(cases_is_candidate(st, m));
+	assert_false(cases_candidate_match(cases_candidates(st), m));
 	message_free(m);
 	a.in_reply_to = "3e7f1a90@shop.example";
 	m = mk_msg(&a);
-	assert_true(cases_is_candidate(st, m));
+	assert_true(cases_candidate_match(cases_candidates(st), m));
 	message_free(m);
 	a.in_reply_to = NULL;
 	a.from = "newperson@halvorsentools.example.com";
 	m = mk_msg(&a);
-	assert_true(cases_is_candidate(st, m));
+	assert_true(cases_candidate_match(cases_candidates(st), m));
 	message_free(m);
 	a.from = "someone@x.test";
 	a.subject = "about 12904418236";
 	m = mk_msg(&a);
-	assert_true(cases_is_candidate(st, m));
+	assert_true(cases_candidate_match(cases_candidates(st), m));
 	message_free(m);
 	a.subject = "about 12904418237";
 	m = mk_msg(&a);
-	assert_false(cases_is_candidate(st, m));
+	assert_false(cases_candidate_match(cases_candidates(st), m));
 	message_free(m);
 }
 
@@ -1125,7 +1125,7 @@ static bool
 candidate(const struct mail *a)
 {
 	struct message	*m = mk_msg(a);
-	bool		 yes = cases_is_candidate(st, m);
+	bool		 yes = cases_candidate_match(cases_candidates(st), m);
 
 	message_free(m);
 	return yes;

@@ -828,13 +828,13 @@ test_is_candidate(void **state)
 	raw = xasprintf("From: someone@x.test\nTo: ops@shop.example\nSubject: Re: hi\n"
 	    "Message-ID: <c1@x.test>\nReferences: <a@b.test> <%s>\n\n", f->reminder_id);
 	m = message_parse(raw, strlen(raw), true, false);
-	assert_true(cases_is_candidate(f->store, m));
+	assert_true(cases_candidate_match(cases_candidates(f->store), m));
 	message_free(m);
 	free(raw);
 	raw = xstrdup("From: someone@x.test\nTo: ops@shop.example\nSubject: Re: hi\n"
 	    "Message-ID: <c2@x.test>\nIn-Reply-To: <nothing@x.test>\n\n");
 	m = message_parse(raw, strlen(raw), true, false);
-	assert_false(cases_is_candidate(f->store, m));
+	assert_false(cases_candidate_match(cases_candidates(f->store), m));
 	message_free(m);
 	free(raw);
 }

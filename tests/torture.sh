@@ -620,7 +620,7 @@ phase_restart() {
 # parent's second round) or in a batch sent while the notice's one was
 # judged.  The seed is fixed: its mailbox has both kinds of pair.
 phase_batches() {
-	local g=gen-batches rc straddle
+	local g=gen-batches rc straddle batch
 	srv_up batches || tap_bail "servers for the batches phase start" "$D/servers.log"
 	gen "$g" --messages 6500 --notices 150 --first-case 2000 --date now --seed 12 ||
 	    tap_bail "mailbox generated"
@@ -632,9 +632,11 @@ phase_batches() {
 	deliver "$g" 0 "$(gen_count "$g")"
 	# The scan is what this phase is about: the case alerts stay queued.
 	smtp_stop
-	# INBOX rows in UID order; a batch is 2,000 UIDs (imap.h IMAP_FETCH_BATCH).
-	straddle=$(awk -F'\t' 'NR > 1 && $2 == "INBOX" { n++; if ($3 == "notice") at[$4] = n;
-	    if ($3 == "owner") { if (int((at[$4] - 1) / 2000) != int((n - 1) / 2000)) s++; else w++ } }
+	# INBOX rows in UID order; a batch is IMAP_FETCH_BATCH UIDs (daemon/imap.h).
+	batch=$(sed -n 's/^#define[[:space:]]*IMAP_FETCH_BATCH[[:space:]]*\([0-9]*\).*/\1/p' daemon/imap.h)
+	[ -n "$batch" ] || tap_bail "IMAP_FETCH_BATCH read from daemon/imap.h"
+	straddle=$(awk -F'\t' -v b="$batch" 'NR > 1 && $2 == "INBOX" { n++; if ($3 == "notice") at[$4] = n;
+	    if ($3 == "owner") { if (int((at[$4] - 1) / b) != int((n - 1) / b)) s++; else w++ } }
 	    END { printf "%d %d", s, w }' "$W/$g/manifest.tsv")
 	ONCE_FLAGS=-v once "$D/once.log"
 	rc=$?
