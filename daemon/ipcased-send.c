@@ -1,7 +1,9 @@
 /*
- * ipcased-send — the daemon's one network request (netreq.h): deliver one
- * message over SMTP (smtp.h) or renew one OAuth token over HTTPS (token.h),
- * answer, exit.  It holds the one secret of its request and nothing else.
+ * ipcased-send — the daemon's network requests (netreq.h): deliver the
+ * messages it is given over SMTP (smtp.h), one connection kept between
+ * them, or renew an OAuth token over HTTPS (token.h); each answered in
+ * turn, until the daemon closes the socket.  It holds the secrets of its
+ * requests (the SMTP password, a refresh token) and nothing else.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -63,16 +65,18 @@ main(int argc, char *argv[])
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("curl_global_init failed");
-	if (frame_recv(fd, &type, &fields, &r) == -1)
-		return 0;	/* the daemon went away */
-	if (type == F_SMTP)
-		do_smtp(fd, &r);
-	else if (type == F_TOKEN)
-		do_token(fd, &r);
-	else
-		fatalx("ipcased-send: unexpected frame %u", (unsigned)type);
-	explicit_bzero(fields, (size_t)(r.p - (const unsigned char *)fields) + r.left);
-	free(fields);
+	/* Until the daemon closes the socket (or goes away). */
+	while (frame_recv(fd, &type, &fields, &r) == 0) {
+		if (type == F_SMTP)
+			do_smtp(fd, &r);
+		else if (type == F_TOKEN)
+			do_token(fd, &r);
+		else
+			fatalx("ipcased-send: unexpected frame %u", (unsigned)type);
+		explicit_bzero(fields, (size_t)(r.p - (const unsigned char *)fields) + r.left);
+		free(fields);
+	}
+	smtp_close();
 	curl_global_cleanup();
 	return 0;
 }

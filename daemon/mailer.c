@@ -1211,6 +1211,18 @@ int
 mailer_send(const struct conf *conf, const char *const *rcpts, const char *msg,
     size_t len, struct send_result *out)
 {
+	struct netreq	nr = NETREQ_INIT;
+	int		ret;
+
+	ret = mailer_send_via(&nr, conf, rcpts, msg, len, out);
+	netreq_end(&nr);
+	return ret;
+}
+
+int
+mailer_send_via(struct netreq *nr, const struct conf *conf, const char *const *rcpts,
+    const char *msg, size_t len, struct send_result *out)
+{
 	struct smtp_job	 job = { 0 };
 	struct buf	 req = { 0 };
 	struct reader	 r;
@@ -1260,7 +1272,7 @@ mailer_send(const struct conf *conf, const char *const *rcpts, const char *msg,
 	job.msg[len] = '\0';
 	job.len = len;
 	smtp_job_put(&req, &job);
-	if (netreq_call(F_SMTP, &req, F_SMTP_DONE, job.timeout_sec * 2, &fields, &r,
+	if (netreq_ask(nr, F_SMTP, &req, F_SMTP_DONE, job.timeout_sec * 2, &fields, &r,
 	    err, sizeof(err)) == -1) {
 		/* Not the server's answer: try again later. */
 		smtp_reply_set(out, "not sent: %s", err);

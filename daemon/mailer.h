@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "netreq.h"
 #include "smtp.h"
 
 enum reminder_kind {
@@ -72,9 +73,14 @@ const char **mailer_recipients(const struct conf *, const struct reminder *);
 
 /*
  * Sends msg to rcpts over SMTP (smtps, or smtp with STARTTLS required; AUTH;
- * CA file; timeouts) in a fresh ipcased-send.  Envelope addresses with
- * controls, spaces or <> are refused before any connection.  Returns R_OK, R_RETRY or R_SKIP (see util.h).
+ * CA file; timeouts) through nr's ipcased-send, which keeps its connection
+ * for the next message of the round.  Envelope addresses with controls,
+ * spaces or <> are refused before any connection.  Returns R_OK, R_RETRY or
+ * R_SKIP (see util.h).
  */
+int	mailer_send_via(struct netreq *nr, const struct conf *, const char *const *rcpts,
+	    const char *msg, size_t len, struct send_result *out);
+/* The same through an ipcased-send of its own. */
 int	mailer_send(const struct conf *, const char *const *rcpts, const char *msg, size_t len,
 	    struct send_result *out);
 

@@ -1,8 +1,10 @@
 /*
- * netreq.c — one request, one ipcased-send process.  Reminders and token
- * renewals are rare (a few an hour), so a process per request costs
- * nothing that matters, and it leaves no connection, library state or
- * secret behind in the daemon, which maps no TLS library at all.
+ * netreq.c — the daemon's network requests, carried out by ipcased-send.
+ * A token renewal is one request in a process of its own; the reminders a
+ * round sends (a few an hour, or hundreds after the first scan of an old
+ * mailbox) share one process and one SMTP connection.  Either way no
+ * connection, library state or secret stays behind in the daemon, which
+ * maps no TLS library at all.
  */
 #include "netreq.h"
 
@@ -55,55 +57,76 @@ reap(pid_t pid)
 }
 
 int
-netreq_call(enum frame_type type, const struct buf *req, enum frame_type want,
-    long timeout_sec, char **fields, struct reader *r, char *err, size_t errlen)
+netreq_ask(struct netreq *nr, enum frame_type type, const struct buf *req,
+    enum frame_type want, long timeout_sec, char **fields, struct reader *r,
+    char *err, size_t errlen)
 {
 	struct pollfd	 pfd;
 	enum frame_type	 got;
 	int64_t		 deadline;
-	pid_t		 pid;
-	int		 fd, n, ret = -1;
+	int		 n;
 
 	*fields = NULL;
-	if ((pid = helper_spawn("ipcased-send", "sender", &fd)) == -1) {
+	if (nr->pid == -1 && (nr->pid = helper_spawn("ipcased-send", "sender", &nr->fd)) == -1) {
 		snprintf(err, errlen, "cannot start ipcased-send");
 		return -1;
 	}
-	if (frame_send(fd, type, req) == -1) {
+	if (frame_send(nr->fd, type, req) == -1) {
 		snprintf(err, errlen, "ipcased-send did not take the request");
-		goto out;
+		goto fail;
 	}
 	deadline = now_mono_ms() + timeout_sec * 1000 + NETREQ_MARGIN_MS;
-	pfd.fd = fd;
+	pfd.fd = nr->fd;
 	pfd.events = POLLIN;
 	for (;;) {
 		if (stop_pending()) {
 			snprintf(err, errlen, "given up: the daemon is stopping");
-			goto out;
+			goto fail;
 		}
 		if (now_mono_ms() >= deadline) {
 			snprintf(err, errlen, "ipcased-send did not answer in %ld s",
 			    timeout_sec + NETREQ_MARGIN_MS / 1000);
-			goto out;
+			goto fail;
 		}
 		if ((n = poll(&pfd, 1, NETREQ_TICK_MS)) == -1 && errno != EINTR) {
 			snprintf(err, errlen, "poll: %s", strerror(errno));
-			goto out;
+			goto fail;
 		}
 		if (n > 0)
 			break;
 	}
-	if (frame_recv(fd, &got, fields, r) == -1 || got != want) {
+	if (frame_recv(nr->fd, &got, fields, r) == -1 || got != want) {
 		free(*fields);
 		*fields = NULL;
 		snprintf(err, errlen, "ipcased-send ended without an answer");
-		goto out;
+		goto fail;
 	}
-	ret = 0;
-out:
-	close(fd);
-	if (ret == -1)
-		kill(pid, SIGKILL);
-	reap(pid);
+	return 0;
+fail:
+	kill(nr->pid, SIGKILL);
+	netreq_end(nr);
+	return -1;
+}
+
+void
+netreq_end(struct netreq *nr)
+{
+	if (nr->pid == -1)
+		return;
+	close(nr->fd);
+	reap(nr->pid);
+	nr->pid = -1;
+	nr->fd = -1;
+}
+
+int
+netreq_call(enum frame_type type, const struct buf *req, enum frame_type want,
+    long timeout_sec, char **fields, struct reader *r, char *err, size_t errlen)
+{
+	struct netreq	nr = NETREQ_INIT;
+	int		ret;
+
+	ret = netreq_ask(&nr, type, req, want, timeout_sec, fields, r, err, errlen);
+	netreq_end(&nr);
 	return ret;
 }

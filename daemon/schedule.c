@@ -1319,10 +1319,10 @@ out:
 	return ret;
 }
 
-/* Builds, sends and records one outbox row. */
+/* Builds, sends (through nr) and records one outbox row. */
 static enum send_outcome
-send_one(struct store *s, const struct conf *conf, GTimeZone *tz, int64_t id,
-    time_t now, time_t *next)
+send_one(struct store *s, const struct conf *conf, GTimeZone *tz, struct netreq *nr,
+    int64_t id, time_t now, time_t *next)
 {
 	struct outbox_row row;
 	struct case_view  view, *views = NULL;
@@ -1411,7 +1411,7 @@ send_one(struct store *s, const struct conf *conf, GTimeZone *tz, int64_t id,
 		res.permanent = true;
 		rc = R_SKIP;
 	} else
-		rc = mailer_send(conf, rcpts, msg, len, &res);
+		rc = mailer_send_via(nr, conf, rcpts, msg, len, &res);
 	ret = outbox_record(s, &row, rc, &res, now, next);
 out:
 	free(rcpts);
@@ -1492,6 +1492,7 @@ outbox_defer(struct store *s, const int64_t *ids, size_t n, time_t until, time_t
 int
 schedule_send_due(struct store *s, const struct conf *conf, time_t now)
 {
+	struct netreq	 nr = NETREQ_INIT;	/* one sender and connection for the round */
 	GTimeZone	*tz;
 	int64_t		*ids = NULL;
 	size_t		 nids = 0, i;
@@ -1502,7 +1503,7 @@ schedule_send_due(struct store *s, const struct conf *conf, time_t now)
 	if (due_rows_load(s, now, &ids, &nids) == -1)
 		goto out;
 	for (i = 0; i < nids; i++) {
-		switch (send_one(s, conf, tz, ids[i], now, &next)) {
+		switch (send_one(s, conf, tz, &nr, ids[i], now, &next)) {
 		case SEND_SENT:
 			sent++;
 			failures = 0;
@@ -1532,6 +1533,7 @@ schedule_send_due(struct store *s, const struct conf *conf, time_t now)
 	}
 	ret = sent;
 out:
+	netreq_end(&nr);
 	free(ids);
 	g_time_zone_unref(tz);
 	return ret;

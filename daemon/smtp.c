@@ -1,8 +1,10 @@
 /*
- * smtp.c — delivery of one composed message with libcurl.  It runs in
- * ipcased-send, a program of its own that the daemon starts per message
- * (netreq.h): the daemon links no TLS or SMTP code, and a server that
- * crashes curl takes only this process with it.
+ * smtp.c — delivery of composed messages with libcurl.  It runs in
+ * ipcased-send, a program of its own that the daemon starts for a round of
+ * reminders (netreq.h): the daemon links no TLS or SMTP code, and a server
+ * that crashes curl takes only this process with it.  The messages of a
+ * round share one connection (one TLS handshake, one AUTH); curl closes it
+ * after a failed one and connects again for the next.
  */
 #include "smtp.h"
 
@@ -18,6 +20,9 @@
 #include "log.h"
 
 #define SMTP_CONNECT_TIMEOUT	15L
+
+/* Kept between messages: its connection cache holds the open SMTP session. */
+static CURL	*handle;
 
 struct upload {
 	const char	*p;
@@ -98,8 +103,12 @@ smtp_send(const struct smtp_job *job, struct send_result *out)
 	int		 ret;
 
 	memset(out, 0, sizeof(*out));
-	if ((c = curl_easy_init()) == NULL)
+	/* A reset clears the last message's options, not its connection. */
+	if (handle != NULL)
+		curl_easy_reset(handle);
+	else if ((handle = curl_easy_init()) == NULL)
 		fatalx("curl_easy_init failed");
+	c = handle;
 	curl_easy_setopt(c, CURLOPT_URL, job->url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
 	if (strncasecmp(job->url, "smtp://", 7) == 0)
@@ -159,8 +168,18 @@ smtp_send(const struct smtp_job *job, struct send_result *out)
 	log_warnx("smtp: %s: %s%s", job->url, out->reply,
 	    ret == R_SKIP ? " (permanent: kept, needs attention)" : " (will retry)");
 out:
+	/* No pointer into this call's memory stays set on the handle. */
+	curl_easy_reset(c);
 	curl_slist_free_all(list);
-	curl_easy_cleanup(c);
 	free(from);
 	return ret;
+}
+
+void
+smtp_close(void)
+{
+	if (handle == NULL)
+		return;
+	curl_easy_cleanup(handle);	/* QUIT */
+	handle = NULL;
 }

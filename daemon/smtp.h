@@ -1,4 +1,4 @@
-/* smtp.h — one message sent over SMTP with libcurl; runs in the sender program (ipcased-send), never in the daemon. */
+/* smtp.h — messages sent over SMTP with libcurl, one connection kept between them; runs in the sender program (ipcased-send), never in the daemon. */
 #ifndef IPCASED_SMTP_H
 #define IPCASED_SMTP_H
 
@@ -26,7 +26,13 @@ struct smtp_job {
 	size_t	  len;
 };
 
-/* Delivers job: R_OK, R_RETRY (try later) or R_SKIP (refused for good: out->permanent); logged. */
+/*
+ * Delivers job: R_OK, R_RETRY (try later) or R_SKIP (refused for good:
+ * out->permanent); logged.  The connection stays open for the next job to
+ * the same server until smtp_close().
+ */
 int	smtp_send(const struct smtp_job *, struct send_result *out);
+/* Ends the connection smtp_send() kept (QUIT). */
+void	smtp_close(void);
 
 #endif

@@ -224,6 +224,8 @@ class Handler:
             "message_id": str(message_id).strip() if message_id is not None else None,
             "subject": subject,
             "file": new,
+            # The client's port: messages that share it came over one connection.
+            "peer_port": session.peer[1] if session.peer else None,
         }
         # The file exists before its line: a reader that sees the line finds the file.
         self.log.write(json.dumps(entry) + "\n")

@@ -369,6 +369,17 @@ json_str(json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
+/* An integer member, or -1. */
+static int64_t
+json_int(json_object *o, const char *key)
+{
+	json_object	*v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+		return -1;
+	return json_object_get_int64(v);
+}
+
 static void
 conf_for_server(struct conf *conf, const struct server *s, const char *scheme)
 {
@@ -1045,6 +1056,56 @@ test_send_delivers(void **state)
 	free(msg);
 }
 
+/*
+ * A round of reminders goes through one ipcased-send and one connection: a
+ * refused message in between costs that connection (curl drops it), not the
+ * round.
+ */
+static void
+test_send_round_one_connection(void **state)
+{
+	struct netreq	 nr = NETREQ_INIT;
+	struct conf	 conf;
+	struct send_result res;
+	const char	*rcpts[] = { "ops@shop.example", NULL };
+	const char	*rejected[] = { "reject@shop.example", NULL };
+	json_object	*e;
+	pid_t		 sender;
+	char		*msg, id[64], wid[70];
+	int64_t		 port[4];
+	size_t		 len;
+	int		 i;
+
+	(void)state;
+	conf_for_server(&conf, &main_server, "smtp");
+	for (i = 0; i < 4; i++) {
+		snprintf(id, sizeof(id), "ipcased.round.%d@shop.example", i);
+		msg = compose_sample(&conf, id, &len);
+		if (i == 2)
+			assert_int_equal(mailer_send_via(&nr, &conf, rejected, msg, len, &res),
+			    R_SKIP);
+		assert_int_equal(mailer_send_via(&nr, &conf, rcpts, msg, len, &res), R_OK);
+		/* The same process all along. */
+		if (i == 0)
+			sender = nr.pid;
+		assert_true(nr.pid > 0);
+		assert_int_equal(nr.pid, sender);
+		snprintf(wid, sizeof(wid), "<%s>", id);
+		e = server_find(&main_server, wid);
+		assert_non_null(e);
+		port[i] = json_int(e, "peer_port");
+		json_object_put(e);
+		free(msg);
+	}
+	netreq_end(&nr);
+	assert_int_equal(nr.pid, -1);
+	/* One connection for the first two, a new one after the refusal. */
+	assert_true(port[0] > 0);
+	assert_int_equal(port[1], port[0]);
+	assert_true(port[2] != port[0]);
+	assert_int_equal(port[3], port[2]);
+}
+
 /* Hostile subjects as a different reader (Python's email package) decodes them. */
 static void
 test_send_hostile_subjects(void **state)
@@ -1512,6 +1573,7 @@ main(int argc, char **argv)
 	};
 	const struct CMUnitTest send[] = {
 		cmocka_unit_test(test_send_delivers),
+		cmocka_unit_test(test_send_round_one_connection),
 		cmocka_unit_test(test_send_hostile_subjects),
 		cmocka_unit_test(test_send_dot_stuffing),
 		cmocka_unit_test(test_send_refuses_bad_envelope),
