@@ -45,9 +45,9 @@ while IFS=$'\t' read -r file folder _; do
 	mail_append "$DIR" "$folder" "$SAMPLES/$file" >>"$DIR/append.log" 2>&1 || rc=1
 done <"$SAMPLES/manifest.tsv"
 write_config "$DIR" >>"$DIR/append.log" 2>&1 || rc=1
-# Each reminder is an ipcased-send, and each takes seconds under memcheck: a
-# cap of 4 an hour sends a few alone and folds the backlog into a digest
-# (both paths traced), instead of 60 processes.
+# A round of reminders is one ipcased-send, but each message takes a second
+# under memcheck: a cap of 4 an hour sends a few alone and folds the backlog
+# into a digest (both paths traced), instead of 60 messages.
 sed -i 's/^\( *\)max_per_hour = [0-9]*;/\1max_per_hour = 4;/' "$DIR/ipcased.conf"
 grep -q '^ *max_per_hour = 4;' "$DIR/ipcased.conf" || rc=1
 # valgrind cannot follow PCRE2's JIT code (its SIMD reads past the subject by
