@@ -40,10 +40,11 @@ helper_path(const char *name)
 
 	if ((dir = getenv("IPCASED_LIBEXEC")) != NULL && dir[0] != '\0')
 		return xasprintf("%s/%s", dir, name);
-	if ((n = readlink("/proc/self/exe", self, sizeof(self) - 1)) <= 0 ||
-	    (slash = strrchr(self, '/')) == NULL)
+	if ((n = readlink("/proc/self/exe", self, sizeof(self) - 1)) <= 0)
 		return xasprintf("%s/%s", HELPER_DIR_FALLBACK, name);
-	self[n] = '\0';
+	self[n] = '\0';	/* readlink() does not end the string */
+	if ((slash = strrchr(self, '/')) == NULL)
+		return xasprintf("%s/%s", HELPER_DIR_FALLBACK, name);
 	*slash = '\0';
 	path = xasprintf("%s/%s", self, name);
 	if (access(path, X_OK) == 0)
