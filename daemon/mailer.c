@@ -1208,18 +1208,6 @@ send_refuse(struct send_result *out, const char *why)
 }
 
 int
-mailer_send(const struct conf *conf, const char *const *rcpts, const char *msg,
-    size_t len, struct send_result *out)
-{
-	struct netreq	nr = NETREQ_INIT;
-	int		ret;
-
-	ret = mailer_send_via(&nr, conf, rcpts, msg, len, out);
-	netreq_end(&nr);
-	return ret;
-}
-
-int
 mailer_send_via(struct netreq *nr, const struct conf *conf, const char *const *rcpts,
     const char *msg, size_t len, struct send_result *out)
 {

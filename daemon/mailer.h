@@ -80,8 +80,5 @@ const char **mailer_recipients(const struct conf *, const struct reminder *);
  */
 int	mailer_send_via(struct netreq *nr, const struct conf *, const char *const *rcpts,
 	    const char *msg, size_t len, struct send_result *out);
-/* The same through an ipcased-send of its own. */
-int	mailer_send(const struct conf *, const char *const *rcpts, const char *msg, size_t len,
-	    struct send_result *out);
 
 #endif

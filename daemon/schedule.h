@@ -16,7 +16,7 @@ int	schedule_plan(struct store *, const struct conf *, time_t now);
 
 /*
  * Sends the outbox rows that are due (new, or failed and past their back-off)
- * through mailer_send(), recording the server's reply on each row.  Returns
+ * through mailer_send_via(), recording the server's reply on each row.  Returns
  * the number sent, -1 when the database failed.
  */
 int	schedule_send_due(struct store *, const struct conf *, time_t now);

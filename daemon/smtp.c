@@ -103,10 +103,8 @@ smtp_send(const struct smtp_job *job, struct send_result *out)
 	int		 ret;
 
 	memset(out, 0, sizeof(*out));
-	/* A reset clears the last message's options, not its connection. */
-	if (handle != NULL)
-		curl_easy_reset(handle);
-	else if ((handle = curl_easy_init()) == NULL)
+	/* Reset after each message (below): its options are gone, its connection kept. */
+	if (handle == NULL && (handle = curl_easy_init()) == NULL)
 		fatalx("curl_easy_init failed");
 	c = handle;
 	curl_easy_setopt(c, CURLOPT_URL, job->url);
@@ -168,7 +166,7 @@ smtp_send(const struct smtp_job *job, struct send_result *out)
 	log_warnx("smtp: %s: %s%s", job->url, out->reply,
 	    ret == R_SKIP ? " (permanent: kept, needs attention)" : " (will retry)");
 out:
-	/* No pointer into this call's memory stays set on the handle. */
+	/* The next message starts clean, and no pointer into this call's memory stays set. */
 	curl_easy_reset(c);
 	curl_slist_free_all(list);
 	free(from);

@@ -996,6 +996,19 @@ test_alert_and_digest(void **state)
 
 /* ---- sending ---- */
 
+/* One message through an ipcased-send of its own, as a round of one sends it. */
+static int
+send_alone(const struct conf *conf, const char *const *rcpts, const char *msg, size_t len,
+    struct send_result *out)
+{
+	struct netreq	nr = NETREQ_INIT;
+	int		ret;
+
+	ret = mailer_send_via(&nr, conf, rcpts, msg, len, out);
+	netreq_end(&nr);
+	return ret;
+}
+
 static char *
 compose_sample(const struct conf *conf, const char *msgid, size_t *len)
 {
@@ -1025,7 +1038,7 @@ test_send_delivers(void **state)
 	r.message_id = "ipcased.12.legal.24h@shop.example";
 	msg = mailer_compose(&conf, &r, &len);
 	rcpts = mailer_recipients(&conf, &r);
-	assert_int_equal(mailer_send(&conf, rcpts, msg, len, &res), R_OK);
+	assert_int_equal(send_alone(&conf, rcpts, msg, len, &res), R_OK);
 	assert_int_equal(res.smtp_code, 250);
 	assert_false(res.permanent);
 	assert_true(strncmp(res.reply, "250", 3) == 0);
@@ -1136,7 +1149,7 @@ test_send_hostile_subjects(void **state)
 		r.message_id = id;
 		msg = mailer_compose(&conf, &r, &len);
 		rcpts = mailer_recipients(&conf, &r);
-		assert_int_equal(mailer_send(&conf, rcpts, msg, len, &res), R_OK);
+		assert_int_equal(send_alone(&conf, rcpts, msg, len, &res), R_OK);
 		e = server_find(&main_server, wid);
 		assert_non_null(e);
 		subject = mailer_subject(&r);
@@ -1167,7 +1180,7 @@ test_send_dot_stuffing(void **state)
 
 	(void)state;
 	conf_for_server(&conf, &main_server, "smtp");
-	assert_int_equal(mailer_send(&conf, rcpts, msg, strlen(msg), &res), R_OK);
+	assert_int_equal(send_alone(&conf, rcpts, msg, strlen(msg), &res), R_OK);
 	e = server_find(&main_server, "<dots.1@shop.example>");
 	assert_non_null(e);
 	got = slurp(json_str(e, "file"), &glen);
@@ -1203,7 +1216,7 @@ test_send_refuses_bad_envelope(void **state)
 		rcpts[1] = bad[i];
 		rcpts[2] = NULL;
 		memset(&res, 0x55, sizeof(res));
-		assert_int_equal(mailer_send(&conf, rcpts, msg, len, &res), R_SKIP);
+		assert_int_equal(send_alone(&conf, rcpts, msg, len, &res), R_SKIP);
 		assert_true(res.permanent);
 		assert_int_equal(res.smtp_code, 0);
 		assert_non_null(strstr(res.reply, "refused envelope address"));
@@ -1214,21 +1227,21 @@ test_send_refuses_bad_envelope(void **state)
 	rcpts[0] = "ops@shop.example";
 	rcpts[1] = NULL;
 	conf.smtp.from = "ipcased@shop.example\r\nRCPT TO:<x@evil.example>";
-	assert_int_equal(mailer_send(&conf, rcpts, msg, len, &res), R_SKIP);
+	assert_int_equal(send_alone(&conf, rcpts, msg, len, &res), R_SKIP);
 	assert_true(res.permanent);
 	conf.smtp.from = "ipcased@shop.example";
-	assert_int_equal(mailer_send(&conf, rcpts, "Subject: x\r\n\r\nbody\r\n", 20, &res), R_SKIP);
+	assert_int_equal(send_alone(&conf, rcpts, "Subject: x\r\n\r\nbody\r\n", 20, &res), R_SKIP);
 	assert_true(res.permanent);
-	assert_int_equal(mailer_send(&conf, rcpts, "Subject: x\n\nbo\0dy\n", 18, &res), R_SKIP);
+	assert_int_equal(send_alone(&conf, rcpts, "Subject: x\n\nbo\0dy\n", 18, &res), R_SKIP);
 	rcpts[0] = NULL;
-	assert_int_equal(mailer_send(&conf, rcpts, msg, len, &res), R_SKIP);
+	assert_int_equal(send_alone(&conf, rcpts, msg, len, &res), R_SKIP);
 	/* None of that opened a connection. */
 	assert_int_equal(count_lines(cmdlog), before);
 
 	/* A good message goes through; the server never saw an injected command. */
 	rcpts[0] = "ops@shop.example";
 	rcpts[1] = NULL;
-	assert_int_equal(mailer_send(&conf, rcpts, msg, len, &res), R_OK);
+	assert_int_equal(send_alone(&conf, rcpts, msg, len, &res), R_OK);
 	assert_true(count_lines(cmdlog) > before);
 	assert_true(file_contains(cmdlog, "RCPT TO:<ops@shop.example>"));
 	assert_false(file_contains(cmdlog, "evil.example"));
@@ -1251,7 +1264,7 @@ test_send_wrong_password(void **state)
 	conf_for_server(&conf, &main_server, "smtp");
 	conf.smtp.password_file = "wrong.pass";
 	msg = compose_sample(&conf, "ipcased.wrongpw@shop.example", &len);
-	assert_int_equal(mailer_send(&conf, rcpts, msg, len, &res), R_SKIP);
+	assert_int_equal(send_alone(&conf, rcpts, msg, len, &res), R_SKIP);
 	assert_true(res.permanent);
 	assert_int_equal(res.smtp_code, 535);
 	assert_non_null(strstr(res.reply, "curl 67"));
@@ -1261,7 +1274,7 @@ test_send_wrong_password(void **state)
 	assert_false(file_contains(cmdlog, "d3JvbmctcGFzcw"));
 	/* A password file readable by others is refused before connecting. */
 	conf.smtp.password_file = "loose.pass";
-	assert_int_equal(mailer_send(&conf, rcpts, msg, len, &res), R_SKIP);
+	assert_int_equal(send_alone(&conf, rcpts, msg, len, &res), R_SKIP);
 	assert_true(res.permanent);
 	assert_non_null(strstr(res.reply, "chmod 600"));
 	free(msg);
@@ -1280,7 +1293,7 @@ test_send_rcpt_451_retry(void **state)
 	(void)state;
 	conf_for_server(&conf, &main_server, "smtp");
 	msg = compose_sample(&conf, "ipcased.451@shop.example", &len);
-	assert_int_equal(mailer_send(&conf, rcpts, msg, len, &res), R_RETRY);
+	assert_int_equal(send_alone(&conf, rcpts, msg, len, &res), R_RETRY);
 	assert_false(res.permanent);
 	assert_int_equal(res.smtp_code, 451);
 	assert_non_null(strstr(res.reply, "451"));
@@ -1300,7 +1313,7 @@ test_send_rcpt_550_permanent(void **state)
 	(void)state;
 	conf_for_server(&conf, &main_server, "smtp");
 	msg = compose_sample(&conf, "ipcased.550@shop.example", &len);
-	assert_int_equal(mailer_send(&conf, rcpts, msg, len, &res), R_SKIP);
+	assert_int_equal(send_alone(&conf, rcpts, msg, len, &res), R_SKIP);
 	assert_true(res.permanent);
 	assert_int_equal(res.smtp_code, 550);
 	free(msg);
@@ -1318,7 +1331,7 @@ test_send_data_451_retry(void **state)
 	(void)state;
 	conf_for_server(&conf, &main_server, "smtp");
 	msg = compose_sample(&conf, "ipcased.data451@shop.example", &len);
-	assert_int_equal(mailer_send(&conf, rcpts, msg, len, &res), R_RETRY);
+	assert_int_equal(send_alone(&conf, rcpts, msg, len, &res), R_RETRY);
 	assert_false(res.permanent);
 	assert_int_equal(res.smtp_code, 451);
 	free(msg);
@@ -1365,7 +1378,7 @@ test_send_nothing_listening(void **state)
 	fd = loopback_socket(-1, &none);
 	conf_for_server(&conf, &none, "smtp");
 	msg = compose_sample(&conf, "ipcased.nolisten@shop.example", &len);
-	assert_int_equal(mailer_send(&conf, rcpts, msg, len, &res), R_RETRY);
+	assert_int_equal(send_alone(&conf, rcpts, msg, len, &res), R_RETRY);
 	close(fd);
 	assert_false(res.permanent);
 	assert_int_equal(res.smtp_code, 0);
@@ -1392,7 +1405,7 @@ test_send_server_silent(void **state)
 	conf.smtp.timeout_sec = 2;
 	msg = compose_sample(&conf, "ipcased.silent@shop.example", &len);
 	t0 = time(NULL);
-	assert_int_equal(mailer_send(&conf, rcpts, msg, len, &res), R_RETRY);
+	assert_int_equal(send_alone(&conf, rcpts, msg, len, &res), R_RETRY);
 	close(fd);
 	assert_true(time(NULL) - t0 <= 5);
 	assert_false(res.permanent);
@@ -1414,7 +1427,7 @@ test_send_wrong_ca(void **state)
 	conf.smtp.ca_file = "other-ca.pem";
 	msg = compose_sample(&conf, "ipcased.wrongca@shop.example", &len);
 	before = count_lines(cmdlog);
-	assert_int_equal(mailer_send(&conf, rcpts, msg, len, &res), R_SKIP);
+	assert_int_equal(send_alone(&conf, rcpts, msg, len, &res), R_SKIP);
 	assert_true(res.permanent);
 	assert_non_null(strstr(res.reply, "curl 60"));
 	assert_null(server_find(&main_server, "<ipcased.wrongca@shop.example>"));
@@ -1463,7 +1476,7 @@ test_send_starttls_required(void **state)
 	(void)state;
 	conf_for_server(&conf, &extra_server, "smtp");
 	msg = compose_sample(&conf, "ipcased.plain@shop.example", &len);
-	assert_int_equal(mailer_send(&conf, rcpts, msg, len, &res), R_SKIP);
+	assert_int_equal(send_alone(&conf, rcpts, msg, len, &res), R_SKIP);
 	assert_true(res.permanent);
 	/* The password never went out in clear: no AUTH, no MAIL. */
 	assert_true(file_contains(cmdlog, "EHLO shop.example"));
@@ -1486,7 +1499,7 @@ test_send_smtps(void **state)
 	(void)state;
 	conf_for_server(&conf, &extra_server, "smtps");
 	msg = compose_sample(&conf, "ipcased.smtps@shop.example", &len);
-	assert_int_equal(mailer_send(&conf, rcpts, msg, len, &res), R_OK);
+	assert_int_equal(send_alone(&conf, rcpts, msg, len, &res), R_OK);
 	e = server_find(&extra_server, "<ipcased.smtps@shop.example>");
 	assert_non_null(e);
 	json_object_put(e);

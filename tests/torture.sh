@@ -35,6 +35,9 @@ FAULTS=${FAULTS:-"kills restart batches smtp lock diskfull clock"}
 MESSAGES=${MESSAGES:-1000}
 NOTICES=${NOTICES:-100}
 SEED=${SEED:-$(( $(date +%s) % 32768 ))}
+# UIDs per header FETCH and per batch the daemon judges (daemon/imap.h).
+FETCH_BATCH=$(sed -n 's/^#define[[:space:]]*IMAP_FETCH_BATCH[[:space:]]*\([0-9]*\).*/\1/p' daemon/imap.h)
+[ -n "$FETCH_BATCH" ] || tap_bail "IMAP_FETCH_BATCH read from daemon/imap.h"
 RANDOM=$SEED
 # The relative paths of the test configs must resolve to their own directory.
 unset STATE_DIRECTORY CREDENTIALS_DIRECTORY
@@ -562,9 +565,9 @@ phase_kills() {
 phase_restart() {
 	local g=gen-restart g2=gen-idle g3=gen-idle2 fetcher down rc n
 	srv_up restart || tap_bail "servers for the restart phase start" "$D/servers.log"
-	# Two header batches in INBOX (2,000 UIDs each, imap.h IMAP_FETCH_BATCH),
-	# so a fetch is still going when the first batch is logged.
-	gen "$g" --messages 2300 --notices 4 --first-case 1000 --seed "$SEED" || tap_bail "mailbox generated"
+	# Two header batches in INBOX, so a fetch is still going when the first
+	# batch is logged.
+	gen "$g" --messages $(( FETCH_BATCH + 300 )) --notices 4 --first-case 1000 --seed "$SEED" || tap_bail "mailbox generated"
 	deliver "$g" 0 "$(gen_count "$g")"
 	daemon_start "$D/daemon.log"
 	wait_for 30 grep -q ' UID ' "$D/daemon.log"
@@ -620,7 +623,7 @@ phase_restart() {
 # parent's second round) or in a batch sent while the notice's one was
 # judged.  The seed is fixed: its mailbox has both kinds of pair.
 phase_batches() {
-	local g=gen-batches rc straddle batch
+	local g=gen-batches rc straddle
 	srv_up batches || tap_bail "servers for the batches phase start" "$D/servers.log"
 	gen "$g" --messages 6500 --notices 150 --first-case 2000 --date now --seed 12 ||
 	    tap_bail "mailbox generated"
@@ -632,10 +635,8 @@ phase_batches() {
 	deliver "$g" 0 "$(gen_count "$g")"
 	# The scan is what this phase is about: the case alerts stay queued.
 	smtp_stop
-	# INBOX rows in UID order; a batch is IMAP_FETCH_BATCH UIDs (daemon/imap.h).
-	batch=$(sed -n 's/^#define[[:space:]]*IMAP_FETCH_BATCH[[:space:]]*\([0-9]*\).*/\1/p' daemon/imap.h)
-	[ -n "$batch" ] || tap_bail "IMAP_FETCH_BATCH read from daemon/imap.h"
-	straddle=$(awk -F'\t' -v b="$batch" 'NR > 1 && $2 == "INBOX" { n++; if ($3 == "notice") at[$4] = n;
+	# INBOX rows in UID order, FETCH_BATCH to a batch.
+	straddle=$(awk -F'\t' -v b="$FETCH_BATCH" 'NR > 1 && $2 == "INBOX" { n++; if ($3 == "notice") at[$4] = n;
 	    if ($3 == "owner") { if (int((at[$4] - 1) / b) != int((n - 1) / b)) s++; else w++ } }
 	    END { printf "%d %d", s, w }' "$W/$g/manifest.tsv")
 	ONCE_FLAGS=-v once "$D/once.log"
