@@ -840,19 +840,23 @@ fetched_parse(const struct mailimap_msg_att *att, struct fetched *f)
 	}
 }
 
-static bool
-uid_wanted(const uint32_t *uids, size_t n, uint32_t uid)
-{
-	return bsearch(&uid, uids, n, sizeof(*uids), uid_cmp) != NULL;
-}
-
 /* One FETCH's headers, handed on as the parser meets them (header_att_seen). */
 struct header_stream {
-	const uint32_t	*uids;
+	const uint32_t	*uids;		/* the UIDs asked for, ascending; NULL: lo..hi */
 	size_t		 n;
+	uint32_t	 lo, hi;
 	imap_header_cb	*cb;
 	void		*arg;
 };
+
+/* Did this FETCH ask for uid?  Anything else the server sends is not ours to pass on. */
+static bool
+header_asked(const struct header_stream *hs, uint32_t uid)
+{
+	if (hs->uids == NULL)
+		return uid >= hs->lo && uid <= hs->hi;
+	return bsearch(&uid, hs->uids, hs->n, sizeof(*hs->uids), uid_cmp) != NULL;
+}
 
 static void
 header_att_seen(struct mailimap_msg_att *att, void *arg)
@@ -862,7 +866,7 @@ header_att_seen(struct mailimap_msg_att *att, void *arg)
 
 	fetched_parse(att, &f);
 	/* Unsolicited FETCH (flag changes) carry no header block. */
-	if (f.uid == 0 || f.body == NULL || !uid_wanted(hs->uids, hs->n, f.uid))
+	if (f.uid == 0 || f.body == NULL || !header_asked(hs, f.uid))
 		return;
 	hs->cb(f.uid, f.size, f.body, f.len, hs->arg);
 }
@@ -876,6 +880,28 @@ no_progress(size_t current, size_t maximum, void *arg)
 	(void)arg;
 }
 
+/* One UID FETCH of the header fields for set; each message to hs->cb as it is parsed. */
+static enum result
+fetch_header_set(struct imap_session *s, struct mailimap_fetch_type *ft,
+    struct mailimap_set *set, struct header_stream *hs)
+{
+	clist	*res = NULL;
+	int	 r;
+
+	/*
+	 * Each message goes to header_att_seen() as soon as it is parsed,
+	 * and libetpan frees it after: res stays empty, no batch-long list.
+	 */
+	mailimap_set_progress_callback(s->imap, NULL, no_progress, NULL);
+	mailimap_set_msg_att_handler(s->imap, header_att_seen, hs);
+	r = mailimap_uid_fetch(s->imap, set, ft, &res);
+	mailimap_set_msg_att_handler(s->imap, NULL, NULL);
+	mailimap_set_progress_callback(s->imap, NULL, NULL, NULL);
+	if (res != NULL)
+		mailimap_fetch_list_free(res);
+	return r == MAILIMAP_NO_ERROR ? R_OK : imap_fail(s, "UID FETCH headers", r, R_RETRY);
+}
+
 enum result
 imap_fetch_headers(struct imap_session *s, const uint32_t *uids, size_t n,
     imap_header_cb *cb, void *arg)
@@ -883,10 +909,8 @@ imap_fetch_headers(struct imap_session *s, const uint32_t *uids, size_t n,
 	struct mailimap_fetch_type *ft;
 	struct mailimap_set *set;
 	struct header_stream hs;
-	clist		*res;
 	size_t		 off, batch;
 	enum result	 ret = R_OK;
-	int		 r;
 
 	if (n == 0)
 		return R_OK;
@@ -896,23 +920,35 @@ imap_fetch_headers(struct imap_session *s, const uint32_t *uids, size_t n,
 	for (off = 0; off < n && ret == R_OK; off += batch) {
 		batch = n - off < IMAP_FETCH_BATCH ? n - off : IMAP_FETCH_BATCH;
 		set = uid_set_new(uids + off, batch);
-		res = NULL;
-		hs = (struct header_stream){ uids + off, batch, cb, arg };
-		/*
-		 * Each message goes to header_att_seen() as soon as it is parsed,
-		 * and libetpan frees it after: res stays empty, no batch-long list.
-		 */
-		mailimap_set_progress_callback(s->imap, NULL, no_progress, NULL);
-		mailimap_set_msg_att_handler(s->imap, header_att_seen, &hs);
-		r = mailimap_uid_fetch(s->imap, set, ft, &res);
-		mailimap_set_msg_att_handler(s->imap, NULL, NULL);
-		mailimap_set_progress_callback(s->imap, NULL, NULL, NULL);
-		if (r != MAILIMAP_NO_ERROR)
-			ret = imap_fail(s, "UID FETCH headers", r, R_RETRY);
-		if (res != NULL)
-			mailimap_fetch_list_free(res);
+		hs = (struct header_stream){ uids + off, batch, 0, 0, cb, arg };
+		ret = fetch_header_set(s, ft, set, &hs);
 		mailimap_set_free(set);
 	}
+	mailimap_fetch_type_free(ft);
+	return ret;
+}
+
+enum result
+imap_fetch_header_range(struct imap_session *s, uint32_t lo, uint32_t hi,
+    imap_header_cb *cb, void *arg)
+{
+	struct mailimap_fetch_type *ft;
+	struct mailimap_set *set;
+	struct header_stream hs = { NULL, 0, lo, hi, cb, arg };
+	enum result	 ret;
+
+	/* UID 0 does not exist, and an interval ending in 0 would be "lo:*". */
+	if (lo == 0)
+		lo = 1;
+	if (hi < lo)
+		return R_OK;
+	if (!imap_usable(s, "UID FETCH"))
+		return R_RETRY;
+	if ((set = mailimap_set_new_interval(lo, hi)) == NULL)
+		fatal("mailimap_set_new_interval");
+	ft = headers_fetch_type();
+	ret = fetch_header_set(s, ft, set, &hs);
+	mailimap_set_free(set);
 	mailimap_fetch_type_free(ft);
 	return ret;
 }

@@ -62,6 +62,14 @@ enum result	 imap_search(struct imap_session *, uint32_t after_uid, time_t since
 enum result	 imap_fetch_headers(struct imap_session *, const uint32_t *uids, size_t n,
 		    imap_header_cb *cb, void *arg);
 
+/*
+ * The same for every message with a UID in lo..hi, in one UID FETCH: no
+ * SEARCH needed first.  Keep hi - lo below IMAP_FETCH_BATCH and a range
+ * never holds more messages than a batch.
+ */
+enum result	 imap_fetch_header_range(struct imap_session *, uint32_t lo, uint32_t hi,
+		    imap_header_cb *cb, void *arg);
+
 /* Called once per message of imap_fetch_messages(): its bytes, borrowed. */
 typedef void	imap_message_cb(uint32_t uid, const char *raw, size_t len, void *arg);
 

@@ -8,7 +8,9 @@
 # 2. IDLE: a notice saved into the INBOX becomes a case within IDLE_LIMIT_MS.
 # 3. 300 messages, 30 of them notices; Dovecot is stopped (sessions too) while
 #    the daemon scans and started again: 30 cases, no duplicate, one log line.
-# 4. UIDVALIDITY reset (uidlist and indexes deleted): rescan, nothing doubled.
+# 4. UIDVALIDITY reset (uidlist and indexes deleted): rescan, nothing doubled,
+#    its dense UIDs fetched in ranges with no SEARCH.  4b: sparse UIDs (from
+#    100000): SEARCH first, then one new UID fetched as a range.
 # 5. XOAUTH2 through tests/lib/idp.py: login, rotation kept (0600) and used,
 #    revoked grant -> exit 1, a clear log line, ONE alert mail over two runs.
 # 6. No message gained or lost a flag.
@@ -408,7 +410,7 @@ servers_stop_dovecot "$DIR" >>"$DIR/servers.log" 2>&1
 rm -f "$MAILDIR/dovecot-uidlist" "$MAILDIR"/dovecot.index*
 servers_start_dovecot "$DIR" >>"$DIR/servers.log" 2>&1
 uv_server=$(doveadm -c "$DOVECOT_CONF" mailbox status -u seller uidvalidity INBOX | sed 's/.*uidvalidity=//')
-timeout 120 "$IPCASED" -c "$DIR/t3.conf" --once --foreground </dev/null >"$DIR/t4.log" 2>&1
+timeout 120 "$IPCASED" -c "$DIR/t3.conf" --once --foreground -v </dev/null >"$DIR/t4.log" 2>&1
 rc4=$?
 "$IPCASE" -c "$DIR/t3.conf" list --all --json >"$DIR/t4.after.json" 2>&1
 msgs_after=$(sqlite3 "$DIR/s3.db" "SELECT count(*) FROM messages")
@@ -422,6 +424,36 @@ rc=0
 cmp -s "$DIR/t4.before.json" "$DIR/t4.after.json" && [ "$msgs_before" -eq "$msgs_after" ] || rc=1
 diff "$DIR/t4.before.json" "$DIR/t4.after.json" >"$DIR/t4.diff" 2>&1
 tap_ok "$rc" "no duplicate: cases identical ($(grep -o '"id"' "$DIR/t4.after.json" | wc -l) cases), messages rows $msgs_before -> $msgs_after" "$DIR/t4.diff"
+# Dense UIDs (1 to the last): fetched in ranges of UIDs, no SEARCH listing them first.
+rc=0
+grep -q 'shop: INBOX: UIDs 1 to [0-9]* in ranges' "$DIR/t4.log" && ! grep -q 'shop: INBOX: UID SEARCH' "$DIR/t4.log" || rc=1
+tap_ok "$rc" "the rescan of dense UIDs asked no SEARCH: $(grep -o 'shop: INBOX: UIDs [0-9]* to [0-9]* in ranges' "$DIR/t4.log")" "$DIR/t4.log"
+
+# ---- 4b: sparse UIDs ----
+# A folder whose UIDs start at 100000: ranges from UID 1 would be fifty empty
+# commands, so the first scan asks UID SEARCH.  The next run has one new UID
+# past the last it saw and fetches that range alone.  Every notice, a case.
+doveadm -c "$DOVECOT_CONF" mailbox create -u seller Sparse >>"$DIR/append.log" 2>&1
+doveadm -c "$DOVECOT_CONF" mailbox update -u seller --min-next-uid 100000 Sparse >>"$DIR/append.log" 2>&1
+mail_append "$DIR" Sparse "$DIR/fresh/s01_us_trademark_inauthentic_2asins.eml" \
+    "$DIR/fresh/s02_us_design_patent.eml" >>"$DIR/append.log" 2>&1
+conf t4b.conf s4b.db "$(acct_password sparse "$IMAP_PORT" | sed 's/folders = \[ "INBOX" \]/folders = [ "Sparse" ]/')"
+timeout 120 "$IPCASED" -c "$DIR/t4b.conf" --once --foreground -v </dev/null >"$DIR/t4b1.log" 2>&1
+rc4b1=$?
+rc=0
+[ "$rc4b1" -eq 0 ] && grep -q 'sparse: Sparse: UID SEARCH listed 2$' "$DIR/t4b1.log" &&
+    ! grep -q 'sparse: Sparse: UIDs .* in ranges' "$DIR/t4b1.log" &&
+    has_case "$DIR/t4b.conf" 12904418236 && has_case "$DIR/t4b.conf" 15402917763 || rc=1
+tap_ok "$rc" "UIDs from 100000 up: first scan (exit $rc4b1) by SEARCH, $(grep -o 'UID SEARCH listed [0-9]*' "$DIR/t4b1.log"), both notices cases" "$DIR/t4b1.log"
+mail_append "$DIR" Sparse "$DIR/fresh/s03_in_copyright_packaging.eml" >>"$DIR/append.log" 2>&1
+timeout 120 "$IPCASED" -c "$DIR/t4b.conf" --once --foreground -v </dev/null >"$DIR/t4b2.log" 2>&1
+rc4b2=$?
+last4b=$(sqlite3 "$DIR/s4b.db" "SELECT last_uid FROM folders WHERE account = 'sparse' AND folder = 'Sparse'")
+rc=0
+[ "$rc4b2" -eq 0 ] && grep -q 'sparse: Sparse: UIDs 100002 to 100002 in ranges' "$DIR/t4b2.log" &&
+    ! grep -q 'sparse: Sparse: UID SEARCH' "$DIR/t4b2.log" &&
+    has_case "$DIR/t4b.conf" 10084563327 && [ "$last4b" = 100002 ] || rc=1
+tap_ok "$rc" "one new UID: the next run (exit $rc4b2) fetched range 100002 alone, its notice a case, last UID $last4b" "$DIR/t4b2.log"
 
 # ---- 5: XOAUTH2 ----
 conf t5.conf s5.db "$(acct_oauth oshop)"

@@ -545,6 +545,33 @@ test_search_fetch_readonly(void **state)
 		free(c.hdrs[i]);
 	}
 
+	/* A range: the messages in it and none outside, whatever else the folder holds. */
+	c.n = 0;
+	assert_int_equal(imap_fetch_header_range(s, first + 1, first + 2, collect_cb, &c), R_OK);
+	assert_int_equal(c.n, 2);
+	for (i = 0; i < c.n; i++) {
+		assert_true(c.uids[i] == first + 1 || c.uids[i] == first + 2);
+		assert_int_equal(c.sizes[i], len[c.uids[i] - first]);
+		snprintf(subject, sizeof(subject), "Subject: Notice of infringement %u\r\n",
+		    c.uids[i] - first);
+		assert_non_null(strstr(c.hdrs[i], subject));
+		free(c.hdrs[i]);
+	}
+	assert_int_not_equal(c.uids[0], c.uids[1]);
+	/* Past the last UID, and backwards: nothing, and no error. */
+	c.n = 0;
+	assert_int_equal(imap_fetch_header_range(s, first + 3, first + 1000, collect_cb, &c), R_OK);
+	assert_int_equal(imap_fetch_header_range(s, first + 2, first + 1, collect_cb, &c), R_OK);
+	assert_int_equal(c.n, 0);
+	/* UID 0 is no UID: the range starts at 1, so it ends at first here. */
+	assert_int_equal(imap_fetch_header_range(s, 0, first, collect_cb, &c), R_OK);
+	assert_true(c.n >= 1);
+	for (i = 0; i < c.n; i++) {
+		assert_true(c.uids[i] >= 1 && c.uids[i] <= first);
+		free(c.hdrs[i]);
+	}
+	assert_int_equal(c.uids[c.n - 1], first);
+
 	/* The whole message, byte for byte, and a capped one. */
 	assert_int_equal(imap_fetch_message(s, first + 1, 1 << 20, &raw, &rawlen), R_OK);
 	assert_int_equal(rawlen, len[1]);
