@@ -1459,33 +1459,26 @@ due_rows_load(struct store *s, time_t now, int64_t **out, size_t *nout)
 	return 0;
 }
 
-/* Rows not tried because the mail server is failing wait as long as the last one that was. */
+/*
+ * Rows not tried because the mail server is failing wait as long as the
+ * last one that was: every row still due, in one statement (a first scan
+ * can leave a thousand).  The rows tried have moved past now already.
+ */
 static int
-outbox_defer(struct store *s, const int64_t *ids, size_t n, time_t until, time_t now)
+outbox_defer(struct store *s, time_t until, time_t now)
 {
 	sqlite3_stmt	*st;
-	size_t		 i;
+	int		 n;
 
-	if (n == 0)
-		return 0;
-	if (store_begin(s) == -1)
+	st = store_stmt(s, "UPDATE outbox SET next_attempt = ?2"
+	    " WHERE status IN ('pending', 'held') AND next_attempt <= ?1 AND next_attempt < ?2");
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, until);
+	if (store_step_done(s, st, "defer reminders") == -1)
 		return -1;
-	for (i = 0; i < n; i++) {
-		st = store_stmt(s, "UPDATE outbox SET next_attempt = ?2"
-		    " WHERE id = ?1 AND next_attempt < ?2");
-		sqlite3_bind_int64(st, 1, ids[i]);
-		sqlite3_bind_int64(st, 2, until);
-		if (store_step_done(s, st, "defer reminders") == -1) {
-			store_rollback(s);
-			return -1;
-		}
-	}
-	if (store_commit(s) == -1) {
-		store_rollback(s);
-		return -1;
-	}
-	log_info("schedule: mail server failing; %zu more reminders wait %lld s",
-	    n, (long long)(until - now));
+	if ((n = sqlite3_changes(store_db(s))) > 0)
+		log_info("schedule: mail server failing; %d more reminders wait %lld s",
+		    n, (long long)(until - now));
 	return 0;
 }
 
@@ -1526,7 +1519,7 @@ schedule_send_due(struct store *s, const struct conf *conf, time_t now)
 		 * timeout on every remaining row.
 		 */
 		if (failures >= SEND_FAILURES_MAX) {
-			if (outbox_defer(s, ids + i + 1, nids - i - 1, next, now) == -1)
+			if (outbox_defer(s, next, now) == -1)
 				goto out;
 			break;
 		}

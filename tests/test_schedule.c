@@ -669,6 +669,9 @@ test_send_failure_backs_off(void **state)
 	next = (time_t)sql_int(f, "SELECT next_attempt FROM outbox WHERE task ="
 	    " 'review'");
 	assert_in_range(next - now, 54, 66);
+	/* The rows not tried wait as long as the one that was. */
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox WHERE task <> 'review'"
+	    " AND next_attempt = %lld", (long long)next), 2);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox WHERE status ="
 	    " 'pending' AND last_reply LIKE '%%curl 7%%'"), 1);
 	/* Not due again before the back-off ends. */
