@@ -5,6 +5,8 @@
 #   permflags   greeting "* OK [PERMANENTFLAGS (\\x)] x": crashes libetpan 1.9.4
 #   literal     a polite server (header FETCH answered) until a body FETCH, then
 #               hangs up inside the literal
+#   stray       answers every header FETCH with UIDs 1, 2, 3 and 99, whatever was
+#               asked: the client must pass on only the UIDs it asked for
 #   nostarttls  plain text, never offers STARTTLS, accepts any LOGIN (logged)
 #   inject      offers STARTTLS and answers it with "A OK begin TLS\r\n* OK injected\r\n"
 #               in one packet (CVE-2020-15953)
@@ -67,6 +69,13 @@ def serve(conn, mode, logpath):
             hdr = b"Subject: fake\r\n\r\n"
             conn.sendall(b"* 1 FETCH (UID 1 RFC822.SIZE 42 BODY[HEADER.FIELDS (Subject)] {%d}\r\n"
                          % len(hdr) + hdr + b")\r\n" + tag.encode() + b" OK done\r\n")
+        elif cmd == "UID FETCH" and mode == "stray" and "HEADER.FIELDS" in line:
+            out = b""
+            for uid in (1, 2, 3, 99):
+                hdr = b"Subject: stray %d\r\n\r\n" % uid
+                out += (b"* %d FETCH (UID %d RFC822.SIZE 42 BODY[HEADER.FIELDS (Subject)] {%d}\r\n"
+                        % (uid if uid < 4 else 4, uid, len(hdr)) + hdr + b")\r\n")
+            conn.sendall(out + tag.encode() + b" OK done\r\n")
         elif cmd == "UID FETCH" and mode == "literal":
             conn.sendall(b"* 1 FETCH (UID 1 BODY[] {100}\r\n0123456789")
             log(logpath, "HANGUP")
@@ -81,7 +90,7 @@ def serve(conn, mode, logpath):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", required=True,
-                    choices=["permflags", "literal", "nostarttls", "inject"])
+                    choices=["permflags", "literal", "nostarttls", "inject", "stray"])
     ap.add_argument("--tls", choices=["implicit", "none"], default="none")
     ap.add_argument("--cert")
     ap.add_argument("--key")

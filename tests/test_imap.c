@@ -945,6 +945,46 @@ test_fake_hangup_in_literal(void **state)
 	fake_stop(&fk);
 }
 
+/* A server that answers a header FETCH with UIDs nobody asked for: only the asked ones go on. */
+static void
+test_fake_stray_uids(void **state)
+{
+	struct conf_account	 a;
+	struct imap_session	*s;
+	struct imap_folder	 f;
+	struct fake		 fk;
+	struct collected	 c = { 0 };
+	uint32_t		 three = 3;
+	char			*lines, subject[32];
+	size_t			 i;
+
+	(void)state;
+	fake_start(&fk, "stray", "none", NULL);
+	acct_init(&a, "127.0.0.1", fk.port, TLS_NONE, user, AUTH_LOGIN, NULL);
+	s = connect_ok(&a, pass);
+	assert_int_equal(imap_examine(s, "INBOX", &f), R_OK);
+	assert_int_equal(imap_fetch_header_range(s, 2, 3, collect_cb, &c), R_OK);
+	assert_int_equal(c.n, 2);
+	for (i = 0; i < c.n; i++) {
+		assert_int_equal(c.uids[i], 2 + i);
+		snprintf(subject, sizeof(subject), "Subject: stray %u", c.uids[i]);
+		assert_non_null(strstr(c.hdrs[i], subject));
+		free(c.hdrs[i]);
+	}
+	c.n = 0;
+	assert_int_equal(imap_fetch_headers(s, &three, 1, collect_cb, &c), R_OK);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.uids[0], 3);
+	free(c.hdrs[0]);
+	imap_free(s);
+	lines = fake_log(&fk);
+	assert_non_null(strstr(lines, " UID FETCH 2:3 (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS ("));
+	assert_non_null(strstr(lines, " UID FETCH 3 (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS ("));
+	free(lines);
+	fake_stop(&fk);
+	acct_clear(&a);
+}
+
 static void
 test_fake_xoauth2(void **state)
 {
@@ -992,6 +1032,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_fake_no_starttls),
 		cmocka_unit_test(test_fake_starttls_injection),
 		cmocka_unit_test(test_fake_hangup_in_literal),
+		cmocka_unit_test(test_fake_stray_uids),
 		cmocka_unit_test(test_fake_xoauth2),
 	};
 	char	self[PATH_MAX], script[PATH_MAX + 16], *slash;
