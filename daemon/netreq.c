@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -32,28 +31,6 @@ stop_pending(void)
 	if (sigpending(&pending) == -1)
 		return false;
 	return sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1;
-}
-
-/* Reaps the helper: it exits on its own once the socket closes; one that does not is killed. */
-static void
-reap(pid_t pid)
-{
-	int64_t	until = now_mono_ms() + NETREQ_EXIT_WAIT_MS;
-	int	status;
-	pid_t	r;
-
-	for (;;) {
-		r = waitpid(pid, &status, WNOHANG);
-		if (r == pid || (r == -1 && errno != EINTR))
-			return;
-		if (r == 0 && now_mono_ms() >= until) {
-			kill(pid, SIGKILL);
-			while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-				;
-			return;
-		}
-		poll(NULL, 0, 10);
-	}
 }
 
 int
@@ -114,7 +91,8 @@ netreq_end(struct netreq *nr)
 	if (nr->pid == -1)
 		return;
 	close(nr->fd);
-	reap(nr->pid);
+	/* It exits on its own once the socket closes; one that does not is killed. */
+	helper_reap(nr->pid, NETREQ_EXIT_WAIT_MS);
 	nr->pid = -1;
 	nr->fd = -1;
 }

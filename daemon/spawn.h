@@ -16,6 +16,12 @@
  */
 pid_t	helper_spawn(const char *name, const char *what, int *fd);
 
+/*
+ * Waits at most timeout_ms for helper pid to exit (its socket closed, it
+ * is finishing), kills it when it has not, and reaps it either way.
+ */
+void	helper_reap(pid_t pid, int timeout_ms);
+
 /* In a helper's main(): logs as the daemon asked; returns HELPER_FD, or exits when it is not a socket. */
 int	helper_init(int argc, char *argv[]);
 

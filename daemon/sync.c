@@ -898,7 +898,6 @@ sync_free(struct sync *s)
 	struct buf	 b = { 0 };
 	int64_t		 until;
 	size_t		 i;
-	int		 status;
 
 	if (s == NULL)
 		return;
@@ -912,18 +911,14 @@ sync_free(struct sync *s)
 			close(a->fd);
 		}
 	}
-	/* A fetcher in a network read gets a moment, then SIGKILL. */
+	/* A fetcher in a network read gets a moment (a second for them all), then SIGKILL. */
 	until = now_mono_ms() + 1000;
 	for (i = 0; i < s->naccounts; i++) {
 		struct account	*a = &s->accounts[i];
+		int64_t		 left = until - now_mono_ms();
 
-		while (a->pid > 0 && waitpid(a->pid, &status, WNOHANG) == 0 &&
-		    now_mono_ms() < until)
-			usleep(10000);
-		if (a->pid > 0 && waitpid(a->pid, &status, WNOHANG) == 0) {
-			kill(a->pid, SIGKILL);
-			waitpid(a->pid, &status, 0);
-		}
+		if (a->pid > 0)
+			helper_reap(a->pid, left > 0 ? (int)left : 0);
 		batch_clear(a);
 		frame_reader_reset(&a->rd, -1);
 		if (a->secret != NULL) {
