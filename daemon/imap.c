@@ -934,7 +934,7 @@ imap_fetch_header_range(struct imap_session *s, uint32_t lo, uint32_t hi,
 {
 	struct mailimap_fetch_type *ft;
 	struct mailimap_set *set;
-	struct header_stream hs = { NULL, 0, lo, hi, cb, arg };
+	struct header_stream hs;
 	enum result	 ret;
 
 	/* UID 0 does not exist, and an interval ending in 0 would be "lo:*". */
@@ -942,6 +942,7 @@ imap_fetch_header_range(struct imap_session *s, uint32_t lo, uint32_t hi,
 		lo = 1;
 	if (hi < lo)
 		return R_OK;
+	hs = (struct header_stream){ NULL, 0, lo, hi, cb, arg };
 	if (!imap_usable(s, "UID FETCH"))
 		return R_RETRY;
 	if ((set = mailimap_set_new_interval(lo, hi)) == NULL)

@@ -9,11 +9,11 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -167,15 +167,21 @@ helper_reap(pid_t pid, int timeout_ms)
 	int		status, fd;
 	pid_t		r;
 
-	if ((fd = pidfd_open(pid, 0)) != -1) {
+	if (timeout_ms > 0 && (fd = pidfd_open(pid, 0)) != -1) {
 		pfd = (struct pollfd){ fd, POLLIN, 0 };
 		while ((left = until - now_mono_ms()) > 0 && poll(&pfd, 1, (int)left) == -1 &&
 		    errno == EINTR)
 			;
 		close(fd);
 	}
-	while ((r = waitpid(pid, &status, WNOHANG)) == 0 && now_mono_ms() < until)
+	for (;;) {
+		r = waitpid(pid, &status, WNOHANG);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r != 0 || now_mono_ms() >= until)
+			break;
 		poll(NULL, 0, 1);
+	}
 	if (r == 0) {
 		kill(pid, SIGKILL);
 		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)

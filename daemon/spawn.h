@@ -18,7 +18,8 @@ pid_t	helper_spawn(const char *name, const char *what, int *fd);
 
 /*
  * Waits at most timeout_ms for helper pid to exit (its socket closed, it
- * is finishing), kills it when it has not, and reaps it either way.
+ * is finishing), kills it when it has not, and reaps it either way; 0
+ * kills it at once.
  */
 void	helper_reap(pid_t pid, int timeout_ms);
 

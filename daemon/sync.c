@@ -9,8 +9,6 @@
  */
 #include "sync.h"
 
-#include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,7 +192,6 @@ account_down(struct account *a, enum result why, const char *reason)
 {
 	const bool	 first = a->failures == 0;
 	int64_t		 delay, base, cap;
-	int		 status;
 	bool		 give_up;
 
 	if (a->in_txn) {
@@ -208,9 +205,7 @@ account_down(struct account *a, enum result why, const char *reason)
 	}
 	frame_reader_reset(&a->rd, -1);
 	if (a->pid > 0) {
-		kill(a->pid, SIGKILL);
-		while (waitpid(a->pid, &status, 0) == -1 && errno == EINTR)
-			;
+		helper_reap(a->pid, 0);
 		a->pid = -1;
 	}
 	a->failures++;
