@@ -178,13 +178,22 @@ notify_status(struct daemon *d)
 	    open_cases == 1 ? "" : "s", due);
 }
 
+/*
+ * Plans reminders and sends the due ones.  After new case mail (changed)
+ * the round will most likely send: its sender starts first, so that its
+ * start-up overlaps the planning (after a first scan, a thousand rows).
+ */
 static void
-run_schedule(struct daemon *d)
+run_schedule(struct daemon *d, bool changed)
 {
-	int	planned, sent;
+	struct netreq	nr = NETREQ_INIT;
+	int		planned, sent;
 
+	if (changed)
+		netreq_start(&nr);
 	planned = schedule_plan(d->store, d->conf, now_wall());
-	sent = schedule_send_due(d->store, d->conf, now_wall());
+	sent = schedule_send_due(d->store, d->conf, now_wall(), &nr);
+	netreq_end(&nr);
 	if (planned > 0 || sent > 0)
 		log_info("reminders: %d new, %d sent", planned > 0 ? planned : 0, sent > 0 ? sent : 0);
 	if (sent > 0)
@@ -284,6 +293,7 @@ main_loop(struct daemon *d)
 	unsigned	sigs;
 	int64_t		now;
 	int		n, sync_ms;
+	bool		changed;
 
 	for (;;) {
 		now = now_mono_ms();
@@ -297,8 +307,8 @@ main_loop(struct daemon *d)
 			break;
 		/* Never inside a batch's transaction: the schedule writes the store too. */
 		if (!d->once && !sync_busy(d->sync) &&
-		    (sync_take_changes(d->sync) || now >= d->schedule_next)) {
-			run_schedule(d);
+		    ((changed = sync_take_changes(d->sync)) || now >= d->schedule_next)) {
+			run_schedule(d, changed);
 			plan_schedule_wakeup(d, now_mono_ms());
 			d->status_next = now;	/* cases or reminders may have changed */
 		}
@@ -422,7 +432,7 @@ main(int argc, char *argv[])
 	if (d.once) {
 		struct rusage	ru;
 
-		run_schedule(&d);
+		run_schedule(&d, sync_take_changes(d.sync));
 		if (sync_failed(d.sync) > 0)
 			ret = 1;
 		if (getrusage(RUSAGE_SELF, &ru) == 0)

@@ -44,7 +44,7 @@ netreq_ask(struct netreq *nr, enum frame_type type, const struct buf *req,
 	int		 n;
 
 	*fields = NULL;
-	if (nr->pid == -1 && (nr->pid = helper_spawn("ipcased-send", "sender", &nr->fd)) == -1) {
+	if (netreq_start(nr) == -1) {
 		snprintf(err, errlen, "cannot start ipcased-send");
 		return -1;
 	}
@@ -83,6 +83,14 @@ fail:
 	kill(nr->pid, SIGKILL);
 	netreq_end(nr);
 	return -1;
+}
+
+int
+netreq_start(struct netreq *nr)
+{
+	if (nr->pid == -1 && (nr->pid = helper_spawn("ipcased-send", "sender", &nr->fd)) == -1)
+		return -1;
+	return 0;
 }
 
 void

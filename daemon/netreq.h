@@ -32,6 +32,13 @@ struct netreq {
 int	netreq_ask(struct netreq *, enum frame_type type, const struct buf *req,
 	    enum frame_type want, long timeout_sec, char **fields, struct reader *r,
 	    char *err, size_t errlen);
+/*
+ * Starts the helper now if none runs, ahead of the first netreq_ask(), so
+ * that its start-up (linking curl and GnuTLS: about 15 ms) overlaps what the
+ * caller does meanwhile.  Returns 0, or -1 when it cannot start (logged by
+ * the spawn; netreq_ask() tries again and reports).
+ */
+int	netreq_start(struct netreq *);
 /* Lets the helper finish (it quits when its socket closes) and reaps it. */
 void	netreq_end(struct netreq *);
 

@@ -1483,9 +1483,10 @@ outbox_defer(struct store *s, time_t until, time_t now)
 }
 
 int
-schedule_send_due(struct store *s, const struct conf *conf, time_t now)
+schedule_send_due(struct store *s, const struct conf *conf, time_t now, struct netreq *given)
 {
-	struct netreq	 nr = NETREQ_INIT;	/* one sender and connection for the round */
+	struct netreq	 own = NETREQ_INIT;	/* one sender and connection for the round */
+	struct netreq	*nr = given != NULL ? given : &own;
 	GTimeZone	*tz;
 	int64_t		*ids = NULL;
 	size_t		 nids = 0, i;
@@ -1496,7 +1497,7 @@ schedule_send_due(struct store *s, const struct conf *conf, time_t now)
 	if (due_rows_load(s, now, &ids, &nids) == -1)
 		goto out;
 	for (i = 0; i < nids; i++) {
-		switch (send_one(s, conf, tz, &nr, ids[i], now, &next)) {
+		switch (send_one(s, conf, tz, nr, ids[i], now, &next)) {
 		case SEND_SENT:
 			sent++;
 			failures = 0;
@@ -1526,7 +1527,7 @@ schedule_send_due(struct store *s, const struct conf *conf, time_t now)
 	}
 	ret = sent;
 out:
-	netreq_end(&nr);
+	netreq_end(&own);
 	free(ids);
 	g_time_zone_unref(tz);
 	return ret;

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "netreq.h"
 #include "store.h"
 
 /*
@@ -16,10 +17,12 @@ int	schedule_plan(struct store *, const struct conf *, time_t now);
 
 /*
  * Sends the outbox rows that are due (new, or failed and past their back-off)
- * through mailer_send_via(), recording the server's reply on each row.  Returns
+ * through mailer_send_via(), recording the server's reply on each row: all
+ * through nr's sender (started when needed; the caller ends it with
+ * netreq_end()), or, nr NULL, through one of its own for the round.  Returns
  * the number sent, -1 when the database failed.
  */
-int	schedule_send_due(struct store *, const struct conf *, time_t now);
+int	schedule_send_due(struct store *, const struct conf *, time_t now, struct netreq *nr);
 
 /*
  * Queues an alert about the daemon itself (no case), e.g. key

@@ -1042,7 +1042,7 @@ test_confirmation_sent_threaded(void **state)
 	if (!smtp_start(f))
 		skip();
 	/* The reminders go out; the review one comes back into the mailbox we watch. */
-	n = schedule_send_due(f->store, &f->conf, f->now);
+	n = schedule_send_due(f->store, &f->conf, f->now, NULL);
 	assert_true(n >= 2);
 	assert_int_equal(q_int(f, "SELECT count(*) FROM outbox WHERE status <> 'sent'"), 0);
 	assert_non_null(sent = delivered(f, f->reminder_id));
@@ -1061,7 +1061,7 @@ test_confirmation_sent_threaded(void **state)
 	confirm_id = q_text(f, "SELECT message_id FROM outbox WHERE task = 'confirm'");
 	first_id = q_text(f, "SELECT message_id FROM outbox WHERE case_id = %lld AND"
 	    " status = 'sent' ORDER BY id LIMIT 1", (long long)f->case_id);
-	assert_int_equal(schedule_send_due(f->store, &f->conf, f->now), 1);
+	assert_int_equal(schedule_send_due(f->store, &f->conf, f->now, NULL), 1);
 	assert_q_text(f, "sent", "SELECT status FROM outbox WHERE task = 'confirm'");
 	assert_int_equal(q_int(f, "SELECT count(*) FROM events WHERE what ="
 	    " 'confirmation of a mail command sent'"), 1);

@@ -199,6 +199,51 @@ test_sender_closed_port(void **state)
 	token_reply_clear(&t);
 }
 
+/* A sender started ahead of its first request (the daemon's round after new mail). */
+static void
+test_sender_started_ahead(void **state)
+{
+	struct netreq		 nr = NETREQ_INIT;
+	struct token_job	 j = { 0 };
+	struct token_reply	 t;
+	struct buf		 req = { 0 };
+	struct reader		 r;
+	char			*fields, err[256];
+	pid_t			 pid;
+	int			 i;
+
+	(void)state;
+	assert_int_equal(netreq_start(&nr), 0);
+	assert_true((pid = nr.pid) > 0);
+	assert_int_equal(netreq_start(&nr), 0);		/* one is running: no second */
+	assert_int_equal(nr.pid, pid);
+	j.url = (char *)"http://127.0.0.1:1/token";
+	j.timeout_sec = 5;
+	j.refresh_token = (char *)"1//refresh";
+	j.client_id = (char *)"client";
+	token_job_put(&req, &j);
+	/* Two requests, both through the process started ahead. */
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(netreq_ask(&nr, F_TOKEN, &req, F_TOKEN_DONE, j.timeout_sec,
+		    &fields, &r, err, sizeof(err)), 0);
+		assert_int_equal(nr.pid, pid);
+		assert_true(token_reply_get(&r, &t));
+		assert_int_equal(t.result, R_RETRY);
+		token_reply_clear(&t);
+		free(fields);
+	}
+	buf_free(&req);
+	netreq_end(&nr);
+	assert_int_equal(nr.pid, -1);
+	assert_int_equal(kill(pid, 0), -1);		/* reaped, not a zombie */
+
+	/* Started and never asked: it ends with its socket, and is reaped. */
+	assert_int_equal(netreq_start(&nr), 0);
+	pid = nr.pid;
+	netreq_end(&nr);
+	assert_int_equal(kill(pid, 0), -1);
+}
+
 static void
 test_sender_given_up_on_stop(void **state)
 {
@@ -232,6 +277,7 @@ main(void)
 		cmocka_unit_test(test_smtp_job_round_trip),
 		cmocka_unit_test(test_token_reply_refusals),
 		cmocka_unit_test(test_sender_closed_port),
+		cmocka_unit_test(test_sender_started_ahead),
 		cmocka_unit_test(test_sender_given_up_on_stop),
 	};
 

@@ -287,7 +287,7 @@ test_quiet_hours_across_dst(void **state)
 	assert_int_equal(sql_int(f, "SELECT next_attempt FROM outbox WHERE"
 	    " case_id = %lld", c1), 1774764000);
 	/* Not due yet: nothing is tried at night. */
-	assert_int_equal(schedule_send_due(f->store, &f->conf, spring + H), 0);
+	assert_int_equal(schedule_send_due(f->store, &f->conf, spring + H, NULL), 0);
 	assert_int_equal(sql_int(f, "SELECT attempts FROM outbox WHERE"
 	    " case_id = %lld", c1), 0);
 	assert_int_equal(schedule_next_wakeup(f->store, &f->conf, spring + H),
@@ -414,7 +414,7 @@ test_done_and_snooze_cancel(void **state)
 	assert_int_equal(schedule_plan(f->store, &f->conf, due), 1);
 	sql(f, "UPDATE cases SET status = 'retracted' WHERE id = %lld", c2);
 	sql(f, "UPDATE tasks SET status = 'cancelled' WHERE case_id = %lld", c2);
-	assert_int_equal(schedule_send_due(f->store, &f->conf, due + 2 * D), 0);
+	assert_int_equal(schedule_send_due(f->store, &f->conf, due + 2 * D, NULL), 0);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox WHERE case_id ="
 	    " %lld AND status = 'cancelled' AND attempts = 0", c2), 1);
 }
@@ -486,7 +486,7 @@ test_plan_idempotent_and_ids_stable(void **state)
 	assert_int_equal(schedule_plan(f->store, &f->conf, now), 0);
 	assert_int_equal(schedule_plan(f->store, &f->conf, now + 60), 0);
 	/* A failed send keeps the id for the next attempt. */
-	assert_int_equal(schedule_send_due(f->store, &f->conf, now), 0);
+	assert_int_equal(schedule_send_due(f->store, &f->conf, now, NULL), 0);
 	id2 = sql_text(f, "SELECT message_id FROM outbox WHERE case_id = %lld", c);
 	assert_string_equal(id1, id2);
 	free(id2);
@@ -525,7 +525,7 @@ test_clock_jumps(void **state)
 	/* Back 3 hours: nothing older is created, nothing sent is resent. */
 	sql(f, "UPDATE outbox SET status = 'sent', sent_at = %lld", (long long)(due - H));
 	assert_int_equal(schedule_plan(f->store, &f->conf, due - 4 * H), 0);
-	assert_int_equal(schedule_send_due(f->store, &f->conf, due - 4 * H), 0);
+	assert_int_equal(schedule_send_due(f->store, &f->conf, due - 4 * H, NULL), 0);
 	th = thresholds(f, c, "appeal");
 	assert_string_equal(th, "72h,2h");
 	free(th);
@@ -657,7 +657,7 @@ test_send_failure_backs_off(void **state)
 	assert_int_equal(schedule_plan(f->store, &f->conf, now), 3);
 	id1 = sql_text(f, "SELECT message_id FROM outbox WHERE task = 'review'");
 	/* Nothing listens: one failure without an answer, the other rows are not even tried. */
-	assert_int_equal(schedule_send_due(f->store, &f->conf, now), 0);
+	assert_int_equal(schedule_send_due(f->store, &f->conf, now, NULL), 0);
 	assert_int_equal(sql_int(f, "SELECT attempts FROM outbox WHERE task ="
 	    " 'review'"), 1);
 	assert_int_equal(sql_int(f, "SELECT attempts FROM outbox WHERE task ="
@@ -675,7 +675,7 @@ test_send_failure_backs_off(void **state)
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox WHERE status ="
 	    " 'pending' AND last_reply LIKE '%%curl 7%%'"), 1);
 	/* Not due again before the back-off ends. */
-	assert_int_equal(schedule_send_due(f->store, &f->conf, now + 30), 0);
+	assert_int_equal(schedule_send_due(f->store, &f->conf, now + 30, NULL), 0);
 	assert_int_equal(sql_int(f, "SELECT attempts FROM outbox WHERE task ="
 	    " 'review'"), 1);
 	/* Each retry doubles the wait, up to 6 h; the row is never dropped. */
@@ -684,7 +684,7 @@ test_send_failure_backs_off(void **state)
 		    " task = 'review'");
 		sql(f, "UPDATE outbox SET next_attempt = %lld WHERE task <> 'review'",
 		    (long long)(now + 100 * D));
-		assert_int_equal(schedule_send_due(f->store, &f->conf, now), 0);
+		assert_int_equal(schedule_send_due(f->store, &f->conf, now, NULL), 0);
 		attempts = sql_int(f, "SELECT attempts FROM outbox WHERE task ="
 		    " 'review'");
 		assert_int_equal(attempts, i);
@@ -848,7 +848,7 @@ test_send_real_smtp(void **state)
 
 	/* The first reminder goes out and is recorded as sent. */
 	assert_int_equal(schedule_plan(f->store, &f->conf, now), 1);
-	assert_int_equal(schedule_send_due(f->store, &f->conf, now), 1);
+	assert_int_equal(schedule_send_due(f->store, &f->conf, now, NULL), 1);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox WHERE status ="
 	    " 'sent' AND sent_at = %lld AND last_reply LIKE '250%%'",
 	    (long long)now), 1);
@@ -863,12 +863,12 @@ test_send_real_smtp(void **state)
 	free(h);
 	free(want);
 	/* Sent rows are not sent again. */
-	assert_int_equal(schedule_send_due(f->store, &f->conf, now + H), 0);
+	assert_int_equal(schedule_send_due(f->store, &f->conf, now + H, NULL), 0);
 	assert_null(received(f, 2));
 
 	/* The next reminder of the case threads under the first. */
 	assert_int_equal(schedule_plan(f->store, &f->conf, due - 2 * H), 1);
-	assert_int_equal(schedule_send_due(f->store, &f->conf, due - 2 * H), 1);
+	assert_int_equal(schedule_send_due(f->store, &f->conf, due - 2 * H, NULL), 1);
 	assert_non_null(m2 = received(f, 2));
 	h = header(m2, "In-Reply-To");
 	assert_non_null(h);
@@ -879,7 +879,7 @@ test_send_real_smtp(void **state)
 	id2 = sql_text(f, "SELECT message_id FROM outbox WHERE threshold = '2h'");
 	sql(f, "UPDATE outbox SET status = 'pending', sent_at = NULL WHERE"
 	    " threshold = '2h'");
-	assert_int_equal(schedule_send_due(f->store, &f->conf, due - 2 * H), 1);
+	assert_int_equal(schedule_send_due(f->store, &f->conf, due - 2 * H, NULL), 1);
 	assert_non_null(m3 = received(f, 3));
 	h = header(m3, "Message-ID");
 	want = xasprintf("<%s>", id2);
@@ -892,17 +892,17 @@ test_send_real_smtp(void **state)
 	snprintf(path, sizeof(path), "%s/smtp.pass", f->dir);
 	testutil_write_file(path, "wrong\n", 0600);
 	assert_int_equal(schedule_plan(f->store, &f->conf, due), 1);
-	assert_int_equal(schedule_send_due(f->store, &f->conf, due), 0);
+	assert_int_equal(schedule_send_due(f->store, &f->conf, due, NULL), 0);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox WHERE threshold ="
 	    " 'due' AND status = 'held' AND attempts = 1"), 1);
 	assert_in_range(sql_int(f, "SELECT next_attempt FROM outbox WHERE"
 	    " threshold = 'due'") - due, 3240, 3960);
-	assert_int_equal(schedule_send_due(f->store, &f->conf, due + 10 * 60), 0);
-	assert_int_equal(schedule_send_due(f->store, &f->conf, due + 2 * H), 0);
+	assert_int_equal(schedule_send_due(f->store, &f->conf, due + 10 * 60, NULL), 0);
+	assert_int_equal(schedule_send_due(f->store, &f->conf, due + 2 * H, NULL), 0);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox WHERE threshold ="
 	    " 'due' AND status = 'held' AND attempts = 2"), 1);
 	testutil_write_file(path, "s3cret-pw\n", 0600);
-	assert_int_equal(schedule_send_due(f->store, &f->conf, due + 4 * H), 1);
+	assert_int_equal(schedule_send_due(f->store, &f->conf, due + 4 * H, NULL), 1);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox WHERE threshold ="
 	    " 'due' AND status = 'sent' AND attempts = 3"), 1);
 	assert_non_null(m3 = received(f, 4));
@@ -915,7 +915,7 @@ test_send_real_smtp(void **state)
 	sql(f, "INSERT INTO outbox(kind, threshold, message_id, created,"
 	    " next_attempt) VALUES ('digest', '2026-06-10', 'd1.d@shop.example',"
 	    " %lld, %lld)", (long long)due, (long long)due);
-	assert_int_equal(schedule_send_due(f->store, &f->conf, due + 5 * H), 2);
+	assert_int_equal(schedule_send_due(f->store, &f->conf, due + 5 * H, NULL), 2);
 	assert_non_null(m3 = received(f, 5));
 	h = header(m3, "Message-ID");
 	assert_string_equal(h, "<a1.alert@shop.example>");
