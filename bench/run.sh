@@ -159,20 +159,24 @@ for n in $sizes; do
 	first_floor=
 	for store in $stores; do
 		# The machine is shared and one run can be a third off: each side
-		# runs $runs times, in turns, and its median counts.
-		fl=() dl=()
+		# runs $runs times, in turns, and its median counts.  The ratio is
+		# the median of each run's against the floor run just before it,
+		# which shared its moment of the machine.
+		fl=() dl=() xl=()
 		for ((r = 0; r < runs; r++)); do
 			fl+=("$(run_floor "$store")")
 			rm -f "$dir/srv/state.db"*
 			dl+=("$(run_daemon "$store")")
+			xl+=("$(echo "${dl[r]%% *} / ${fl[r]##* }" | bc -l)")
 		done
 		read -r fm fb fs < <(printf '%s\n' "${fl[@]}" | sort -n -k3 | sed -n "$(( runs / 2 + 1 ))p")
 		read -r dt db dp df < <(printf '%s\n' "${dl[@]}" | sort -n -k1 | sed -n "$(( runs / 2 + 1 ))p")
+		x=$(printf '%s\n' "${xl[@]}" | sort -n | sed -n "$(( runs / 2 + 1 ))p")
 		: "${first_floor:=$fs}"
 		row "$n" "$store" "floor (floor.py)" "$fs" "$(rate "$n / $fs")" \
 		    "$(rate "$fb / $n")" "-" "1.00"
 		row "$n" "$store" "ipcased first scan" "$dt" "$(rate "$n / $dt")" \
-		    "$(rate "$db / $n")" "$dp/$df" "$(printf '%.2f' "$(echo "$dt / $fs" | bc -l)")"
+		    "$(rate "$db / $n")" "$dp/$df" "$(printf '%.2f' "$x")"
 		# The state of the last first scan stays: nothing new for this run.
 		read -r it ib ip if < <(run_daemon "$store")
 		row "$n" "$store" "ipcased idle poll" "$it" "-" "${ib}B total" "$ip/$if" "-"
@@ -188,4 +192,5 @@ echo "idle poll: a second --once with no new mail (connect, TLS, login, EXAMINE;
 echo "first scan: process start to exit, reminders queued but not delivered (SMTP stopped),"
 echo "median of $runs runs taken in turns with the floor's;"
 echo "the floor is timed the same way (its interpreter's start counts as our process start does);"
-echo "x_floor: against the floor on the same store (mbsync: the first store's floor)"
+echo "x_floor: median of each first scan's time over the floor run just before it, same store"
+echo "(mbsync: over the median floor of the first store)"
