@@ -14,9 +14,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 
 #include "frame.h"
 #include "netreq.h"
+#include "spawn.h"
 #include "util.h"
 #include "testutil.h"
 
@@ -244,6 +248,42 @@ test_sender_started_ahead(void **state)
 	assert_int_equal(kill(pid, 0), -1);
 }
 
+/*
+ * A helper whose daemon is gone before it runs (its -p is not its parent)
+ * leaves at once, though its socket is still open: it must not outlive
+ * the daemon that posix_spawn started it for.
+ */
+static void
+test_helper_orphan_leaves(void **state)
+{
+	char		*path;
+	pid_t		 pid;
+	int		 sv[2], status = -1, i;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	path = xasprintf("%s/ipcased-send", getenv("IPCASED_LIBEXEC"));
+	if ((pid = fork()) == 0) {
+		if (dup2(sv[1], HELPER_FD) == -1)
+			_exit(127);
+		execl(path, "ipcased-send", "-l", "stderr", "-v", "0", "-p", "1", (char *)NULL);
+		_exit(127);
+	}
+	assert_true(pid > 0);
+	close(sv[1]);
+	for (i = 0; i < 200 && waitpid(pid, &status, WNOHANG) == 0; i++)
+		usleep(10000);
+	if (i == 200) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	assert_true(i < 200);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	close(sv[0]);
+	free(path);
+}
+
 static void
 test_sender_given_up_on_stop(void **state)
 {
@@ -278,6 +318,7 @@ main(void)
 		cmocka_unit_test(test_token_reply_refusals),
 		cmocka_unit_test(test_sender_closed_port),
 		cmocka_unit_test(test_sender_started_ahead),
+		cmocka_unit_test(test_helper_orphan_leaves),
 		cmocka_unit_test(test_sender_given_up_on_stop),
 	};
 
