@@ -63,16 +63,45 @@ helper_path(const char *name)
 	return xasprintf("%s/%s/%s", self, HELPER_DIR_FROM_BIN, name);
 }
 
-pid_t
-helper_spawn(const char *name, const char *what, int *fd)
+/* posix_spawn() with end as HELPER_FD and the signals a new process has; 0 or an errno. */
+static int
+spawn_process(const char *path, char *const argv[], int end, pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t	 attr;
-	char			*path, verbose[16], parent[24], *argv[8];
-	const char		*target;
 	sigset_t		 none, dfl;
-	pid_t			 pid;
-	int			 sv[2], end, rc;
+	int			 rc;
+
+	/* The daemon blocks its signals for signalfd; a helper wants them plain. */
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGTERM);
+	sigaddset(&dfl, SIGINT);
+	sigaddset(&dfl, SIGHUP);
+	if ((rc = posix_spawn_file_actions_init(&fa)) != 0)
+		return rc;
+	if ((rc = posix_spawnattr_init(&attr)) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		return rc;
+	}
+	if ((rc = posix_spawn_file_actions_adddup2(&fa, end, HELPER_FD)) == 0 &&
+	    (rc = posix_spawnattr_setsigmask(&attr, &none)) == 0 &&
+	    (rc = posix_spawnattr_setsigdefault(&attr, &dfl)) == 0 &&
+	    (rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+	    POSIX_SPAWN_SETSIGDEF)) == 0)
+		rc = posix_spawn(pid, path, &fa, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	return rc;
+}
+
+pid_t
+helper_spawn(const char *name, const char *what, int *fd)
+{
+	char		*path, verbose[16], parent[24], *argv[8];
+	const char	*target;
+	pid_t		 pid;
+	int		 sv[2], end, rc;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
 		log_warn("%s: socketpair", what);
@@ -108,24 +137,7 @@ helper_spawn(const char *name, const char *what, int *fd)
 	argv[5] = (char *)(uintptr_t)"-p";
 	argv[6] = parent;
 	argv[7] = NULL;
-	/* The daemon blocks its signals for signalfd; a helper wants them plain. */
-	sigemptyset(&none);
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGTERM);
-	sigaddset(&dfl, SIGINT);
-	sigaddset(&dfl, SIGHUP);
-	if ((rc = posix_spawn_file_actions_init(&fa)) == 0) {
-		if ((rc = posix_spawn_file_actions_adddup2(&fa, end, HELPER_FD)) == 0 &&
-		    (rc = posix_spawnattr_init(&attr)) == 0) {
-			if ((rc = posix_spawnattr_setsigmask(&attr, &none)) == 0 &&
-			    (rc = posix_spawnattr_setsigdefault(&attr, &dfl)) == 0 &&
-			    (rc = posix_spawnattr_setflags(&attr,
-			    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) == 0)
-				rc = posix_spawn(&pid, path, &fa, &attr, argv, environ);
-			posix_spawnattr_destroy(&attr);
-		}
-		posix_spawn_file_actions_destroy(&fa);
-	}
+	rc = spawn_process(path, argv, end, &pid);
 	if (end != sv[1])
 		close(end);
 	close(sv[1]);
