@@ -33,6 +33,18 @@ stop_pending(void)
 	return sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1;
 }
 
+/* Closes the helper's socket and reaps it, killed when it is not gone within wait_ms (0: now). */
+static void
+netreq_stop(struct netreq *nr, int wait_ms)
+{
+	if (nr->pid == -1)
+		return;
+	close(nr->fd);
+	helper_reap(nr->pid, wait_ms);
+	nr->pid = -1;
+	nr->fd = -1;
+}
+
 int
 netreq_ask(struct netreq *nr, enum frame_type type, const struct buf *req,
     enum frame_type want, long timeout_sec, char **fields, struct reader *r,
@@ -80,8 +92,7 @@ netreq_ask(struct netreq *nr, enum frame_type type, const struct buf *req,
 	}
 	return 0;
 fail:
-	kill(nr->pid, SIGKILL);
-	netreq_end(nr);
+	netreq_stop(nr, 0);
 	return -1;
 }
 
@@ -96,13 +107,8 @@ netreq_start(struct netreq *nr)
 void
 netreq_end(struct netreq *nr)
 {
-	if (nr->pid == -1)
-		return;
-	close(nr->fd);
 	/* It exits on its own once the socket closes; one that does not is killed. */
-	helper_reap(nr->pid, NETREQ_EXIT_WAIT_MS);
-	nr->pid = -1;
-	nr->fd = -1;
+	netreq_stop(nr, NETREQ_EXIT_WAIT_MS);
 }
 
 int

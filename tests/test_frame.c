@@ -164,22 +164,33 @@ test_token_reply_refusals(void **state)
 	token_reply_clear(&t);
 }
 
+#define TOKEN_TIMEOUT_SEC	5
+
+/* A token renewal request to url, into req. */
+static void
+renewal_request(struct buf *req, const char *url)
+{
+	struct token_job	 j = { 0 };
+
+	j.url = (char *)url;
+	j.timeout_sec = TOKEN_TIMEOUT_SEC;
+	j.refresh_token = (char *)"1//refresh";
+	j.client_id = (char *)"client";
+	token_job_put(req, &j);
+}
+
 /* One request through a real ipcased-send (IPCASED_LIBEXEC points at the build tree). */
 static int
 token_via_sender(const char *url, struct token_reply *t, char *err, size_t errlen)
 {
-	struct token_job	 j = { 0 };
 	struct buf		 req = { 0 };
 	struct reader		 r;
 	char			*fields;
 	int			 ret;
 
-	j.url = (char *)url;
-	j.timeout_sec = 5;
-	j.refresh_token = (char *)"1//refresh";
-	j.client_id = (char *)"client";
-	token_job_put(&req, &j);
-	ret = netreq_call(F_TOKEN, &req, F_TOKEN_DONE, j.timeout_sec, &fields, &r, err, errlen);
+	renewal_request(&req, url);
+	ret = netreq_call(F_TOKEN, &req, F_TOKEN_DONE, TOKEN_TIMEOUT_SEC, &fields, &r, err,
+	    errlen);
 	buf_free(&req);
 	if (ret == 0) {
 		memset(t, 0, sizeof(*t));
@@ -208,7 +219,6 @@ static void
 test_sender_started_ahead(void **state)
 {
 	struct netreq		 nr = NETREQ_INIT;
-	struct token_job	 j = { 0 };
 	struct token_reply	 t;
 	struct buf		 req = { 0 };
 	struct reader		 r;
@@ -221,14 +231,10 @@ test_sender_started_ahead(void **state)
 	assert_true((pid = nr.pid) > 0);
 	assert_int_equal(netreq_start(&nr), 0);		/* one is running: no second */
 	assert_int_equal(nr.pid, pid);
-	j.url = (char *)"http://127.0.0.1:1/token";
-	j.timeout_sec = 5;
-	j.refresh_token = (char *)"1//refresh";
-	j.client_id = (char *)"client";
-	token_job_put(&req, &j);
+	renewal_request(&req, "http://127.0.0.1:1/token");
 	/* Two requests, both through the process started ahead. */
 	for (i = 0; i < 2; i++) {
-		assert_int_equal(netreq_ask(&nr, F_TOKEN, &req, F_TOKEN_DONE, j.timeout_sec,
+		assert_int_equal(netreq_ask(&nr, F_TOKEN, &req, F_TOKEN_DONE, TOKEN_TIMEOUT_SEC,
 		    &fields, &r, err, sizeof(err)), 0);
 		assert_int_equal(nr.pid, pid);
 		assert_true(token_reply_get(&r, &t));
